@@ -305,7 +305,12 @@ def write_file(module, real, text):
     except (IOError, OSError) as exc:
         os.remove(tmp)
         module.fail_json(msg="%s: cannot write a temporary file in %s (%s); file unchanged" % (real, directory, to_native(exc)))
-    module.atomic_move(tmp, real, unsafe_writes=module.params["unsafe_writes"])
+    try:
+        module.atomic_move(tmp, real, unsafe_writes=module.params["unsafe_writes"])
+    finally:
+        # atomic_move fails through fail_json (SystemExit): never leave the temporary behind.
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def describe(before, after, changed):

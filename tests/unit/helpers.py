@@ -26,13 +26,18 @@ def rke_view(text):
     return yaml.load(text, Loader=yaml.BaseLoader)
 
 
+def _mapping(value):
+    # BaseLoader reads a null written as ~ or null as that text.
+    return value if isinstance(value, dict) else {}
+
+
 def kubeproxy(text):
-    services = (rke_view(text) or {}).get("services") or {}
-    return services.get("kubeproxy") or {}
+    services = _mapping((rke_view(text) or {}).get("services"))
+    return _mapping(services.get("kubeproxy"))
 
 
 def extra_args(text):
-    return kubeproxy(text).get("extra_args") or {}
+    return _mapping(kubeproxy(text).get("extra_args"))
 
 
 def _is_inside(line, indent):
