@@ -115,9 +115,9 @@ def build_request(params):
                 raise ValueError("no prefix length")
             ipaddress.ip_network(str(cidr), strict=False)
         except ValueError:
-            raise RequestError("ipvs_exclude_cidrs: %r is not a CIDR; write e.g. 10.0.0.0/8 or fd00::/8" % (cidr,))
+            raise RequestError("ipvs_exclude_cidrs: %r is not a CIDR; write e.g. 10.0.0.0/8 or fd00::/8" % (cidr,)) from None
     durations = {}
-    for option, flag in DURATION_OPTIONS:
+    for option, _flag in DURATION_OPTIONS:
         if params.get(option) is not None:
             durations[option] = parse_duration(option, params[option])
     if "ipvs_sync_period" in durations and durations["ipvs_sync_period"][1] <= 0:
@@ -190,7 +190,7 @@ def bind_target(bind):
 # --------------------------------------------------------------------------- reading
 
 
-class Stanza(object):
+class Stanza:
     """Where things are in the file: services, kubeproxy and its children."""
 
     def __init__(self, source):
@@ -208,7 +208,7 @@ class Stanza(object):
             raise YamlEditError("%s: services is %s, but RKE expects a mapping of services" % (source.where(self.services), kind(self.services)))
         self.kp_key, self.kp = None, None
         if isinstance(self.services, MappingNode):
-            for key, dummy in self.services.value:
+            for key, _value in self.services.value:
                 if key.value != "kubeproxy" and _MISSPELT.match(key.value):
                     raise YamlEditError(
                         "%s: services.%s is ignored by RKE, which only reads services.kubeproxy;"
@@ -216,7 +216,9 @@ class Stanza(object):
                     )
             self.kp_key, self.kp = self._single(self.services, "kubeproxy", "services.")
         if self.kp is not None and not (isinstance(self.kp, MappingNode) or is_null(self.kp)):
-            raise YamlEditError("%s: services.kubeproxy is %s, but RKE expects a mapping (extra_args:, extra_binds:, ...)" % (source.where(self.kp), kind(self.kp)))
+            raise YamlEditError(
+                "%s: services.kubeproxy is %s, but RKE expects a mapping (extra_args:, extra_binds:, ...)" % (source.where(self.kp), kind(self.kp))
+            )
         self.children = OrderedDict()
         if isinstance(self.kp, MappingNode):
             for key, value in self.kp.value:
@@ -250,8 +252,7 @@ class Stanza(object):
         for node in (key, value):
             if not (first <= node.start_mark.line <= last) or (isinstance(node, ScalarNode) and node.value == "<<"):
                 raise YamlEditError(
-                    "%s: services.kubeproxy.%s uses a YAML alias or merge key; edit it by hand or write it out in full"
-                    % (self.source.where(key), key.value)
+                    "%s: services.kubeproxy.%s uses a YAML alias or merge key; edit it by hand or write it out in full" % (self.source.where(key), key.value)
                 )
 
     def _child(self, name):
@@ -270,7 +271,9 @@ class Stanza(object):
             if child_key.value in result:
                 self._duplicate("services.kubeproxy.%s." % name, child_key.value, [result[child_key.value][0], child_key])
             if not isinstance(child_value, ScalarNode):
-                raise YamlEditError("%s: %s is %s, but RKE passes each flag as text: write a single value" % (self.source.where(child_value), path, kind(child_value)))
+                raise YamlEditError(
+                    "%s: %s is %s, but RKE passes each flag as text: write a single value" % (self.source.where(child_value), path, kind(child_value))
+                )
             if child_key.value == "<<":
                 raise YamlEditError("%s: %s uses a YAML merge key; write the flags out in full" % (self.source.where(child_key), path))
             result[child_key.value] = (child_key, child_value)
@@ -281,10 +284,14 @@ class Stanza(object):
         if value is None or is_null(value):
             return []
         if not isinstance(value, SequenceNode):
-            raise YamlEditError("%s: services.kubeproxy.%s is %s, but RKE expects a list of host:container binds" % (self.source.where(value), name, kind(value)))
+            raise YamlEditError(
+                "%s: services.kubeproxy.%s is %s, but RKE expects a list of host:container binds" % (self.source.where(value), name, kind(value))
+            )
         for item in value.value:
             if not isinstance(item, ScalarNode):
-                raise YamlEditError("%s: services.kubeproxy.%s holds %s, but each bind is one host:container[:options] text" % (self.source.where(item), name, kind(item)))
+                raise YamlEditError(
+                    "%s: services.kubeproxy.%s holds %s, but each bind is one host:container[:options] text" % (self.source.where(item), name, kind(item))
+                )
         return list(value.value)
 
     def stanza_text(self):
@@ -312,7 +319,7 @@ def _target(stanza, request, warnings):
         if key in target and _same_flag(target[key], value):
             continue
         target[key] = value
-    for key, (key_node, value_node) in stanza.args.items():
+    for key, (_key_node, value_node) in stanza.args.items():
         if key not in target or key in request["set_args"]:
             continue
         if not value_node.style and value_node.value in _YAML11_BOOL:
@@ -399,7 +406,7 @@ def _block_lines(col, step, seq_offset, name, value):
     return lines
 
 
-class Planner(object):
+class Planner:
     def __init__(self, stanza):
         self.stanza = stanza
         self.source = stanza.source
@@ -411,10 +418,7 @@ class Planner(object):
         if is_empty(value):
             return
         if value.start_mark.line != value.end_mark.line:
-            raise YamlEditError(
-                "%s: %s spans several lines in flow style; rewrite it in block style and run again"
-                % (self.source.where(value), key.value)
-            )
+            raise YamlEditError("%s: %s spans several lines in flow style; rewrite it in block style and run again" % (self.source.where(value), key.value))
         line = self.source.line(key.start_mark.line)
         start = value.start_mark.column
         end = value.end_mark.column
@@ -590,7 +594,7 @@ def patch(text, name, request):
     try:
         check = Stanza(Source(new_text, name))
     except YamlEditError as exc:  # pragma: no cover - a bug, never the user's input
-        raise YamlEditError("internal error, %s left unchanged: the edited text would not parse (%s)" % (name, exc))
+        raise YamlEditError("internal error, %s left unchanged: the edited text would not parse (%s)" % (name, exc)) from None
     got_binds = [b.value for b in check.binds]
     if dict(check.values()) != dict(target) or got_binds != result["extra_binds"] or dict(check.values("win_extra_args")) != result["win_extra_args"]:
         raise YamlEditError("internal error, %s left unchanged: the edit did not read back as planned; please report it" % name)

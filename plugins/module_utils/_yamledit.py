@@ -43,7 +43,7 @@ class YamlEditError(Exception):
     """A problem with the input file, worded for the person who owns the file."""
 
 
-class Source(object):
+class Source:
     """The text of a file split into lines, each with its own line ending."""
 
     def __init__(self, text, name):
@@ -81,10 +81,7 @@ def compose(source):
         raise YamlEditError("PyYAML is required to read %s" % source.name)
     hint = ""
     if _JINJA_RE.search(source.text):
-        hint = (
-            " The file contains '{{', '{%' or '{#': it looks like an unrendered Jinja template."
-            " Render it first and point this at the rendered file."
-        )
+        hint = " The file contains '{{', '{%' or '{#': it looks like an unrendered Jinja template. Render it first and point this at the rendered file."
     try:
         return yaml.compose(source.text, Loader=LOADER)
     except yaml.MarkedYAMLError as exc:
@@ -92,12 +89,11 @@ def compose(source):
         what = exc.problem or exc.context or "syntax error"
         if exc.problem and "another document" in (exc.problem + (exc.context or "")):
             what = "more than one YAML document; RKE reads cluster.yml as a single document"
-        if mark is None:
-            raise YamlEditError("%s: not valid YAML: %s.%s" % (source.name, what, hint))
-        raise YamlEditError("%s: not valid YAML: %s.%s" % (source.where(mark), what, hint))
+        where = source.where(mark) if mark is not None else source.name
+        raise YamlEditError("%s: not valid YAML: %s.%s" % (where, what, hint)) from None
     except yaml.YAMLError as exc:
         # ReaderError and friends: they name a character code and a position, no content.
-        raise YamlEditError("%s: not valid YAML: %s.%s" % (source.name, exc, hint))
+        raise YamlEditError("%s: not valid YAML: %s.%s" % (source.name, exc, hint)) from None
 
 
 def kind(node):
@@ -146,15 +142,12 @@ def check_keys(source, root):
     """Refuse mapping keys that are not scalars, as RKE's parser does."""
     for node in iter_nodes(root):
         if isinstance(node, MappingNode):
-            for key, dummy in node.value:
+            for key, _value in node.value:
                 if not isinstance(key, ScalarNode):
                     hint = ""
                     if _JINJA_RE.search(source.text):
                         hint = " An unquoted '{{ ... }}' is read as a mapping: is this an unrendered Jinja template?"
-                    raise YamlEditError(
-                        "%s: a mapping key is %s, not a plain value; RKE cannot read such a key.%s"
-                        % (source.where(key), kind(key), hint)
-                    )
+                    raise YamlEditError("%s: a mapping key is %s, not a plain value; RKE cannot read such a key.%s" % (source.where(key), kind(key), hint))
 
 
 def _block_scalar_keeps_trailing(source, node):
@@ -207,7 +200,7 @@ def dash_column(source, item):
     return item.start_mark.column
 
 
-class Layout(object):
+class Layout:
     """The file's own indentation habits, learnt from its block collections."""
 
     def __init__(self, source, root):
@@ -289,7 +282,7 @@ def render_key(text):
 # --------------------------------------------------------------------------- edits
 
 
-class Edits(object):
+class Edits:
     """Line-level changes to a Source, applied in one pass."""
 
     def __init__(self, source):

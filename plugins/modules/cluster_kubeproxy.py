@@ -13,9 +13,9 @@ version_added: 0.1.0
 description:
   - Edits the C(services.kubeproxy) stanza of an RKE (v1) C(cluster.yml) in place, so that the next
     C(rke up) runs kube-proxy in IPVS (or iptables) mode with the IPVS flags you choose.
-  - Only the lines of the C(services.kubeproxy) stanza change. Every other line keeps its exact bytes:
-    comments, key order, indentation (2 or 4 spaces, indented or flush lists), quoting, blank lines and
-    line endings. Inside the stanza, comments and keys the module does not manage stay as they are.
+  - Only the lines of the C(services.kubeproxy) stanza change. Every other line keeps its exact bytes
+    (comments, key order, indentation (2 or 4 spaces, indented or flush lists), quoting, blank lines and
+    line endings). Inside the stanza, comments and keys the module does not manage stay as they are.
   - A file without C(services:) or without C(kubeproxy:) gets them, written in the file's own
     indentation style.
   - Values are written the way RKE passes them to kube-proxy. RKE hands the text of every value of
@@ -28,7 +28,7 @@ description:
     the diff shows only the C(services.kubeproxy) stanza.
   - Requires PyYAML on the host that runs the module (it comes with ansible-core on the controller).
 author:
-  - rkeops.ipvs contributors
+  - rkeops.ipvs maintainers (@rkeops)
 extends_documentation_fragment:
   - ansible.builtin.files
 attributes:
@@ -40,6 +40,7 @@ attributes:
     support: full
   platform:
     description: Runs on the host that holds cluster.yml (the RKE admin host, usually localhost).
+    support: full
     platforms: posix
 options:
   path:
@@ -110,7 +111,7 @@ options:
     type: bool
   extra_args:
     description:
-      - Further kube-proxy flags (names without the leading dashes), merged on top of those above: a key here wins.
+      - Further kube-proxy flags (names without the leading dashes), merged on top of those above; a key given here wins.
       - Booleans are written V(true)/V(false) and numbers as text. A V(null) value removes that flag from the file.
     type: dict
     default: {}
@@ -244,6 +245,7 @@ import tempfile
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.common.text.converters import to_bytes, to_native
+
 from ansible_collections.rkeops.ipvs.plugins.module_utils._kubeproxy import SCHEDULERS, RequestError, build_request, patch
 from ansible_collections.rkeops.ipvs.plugins.module_utils._yamledit import HAS_YAML, YAML_IMPORT_ERROR, YamlEditError
 
@@ -287,7 +289,7 @@ def read_file(module, path):
     try:
         with open(real, "rb") as handle:
             data = handle.read()
-    except (IOError, OSError) as exc:
+    except OSError as exc:
         module.fail_json(msg="%s: cannot be read (%s); run as a user that can read it (become: true?)" % (path, exc.strerror))
     try:
         return real, data.decode("utf-8")
@@ -302,7 +304,7 @@ def write_file(module, real, text):
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(to_bytes(text, encoding="utf-8"))
-    except (IOError, OSError) as exc:
+    except OSError as exc:
         os.remove(tmp)
         module.fail_json(msg="%s: cannot write a temporary file in %s (%s); file unchanged" % (real, directory, to_native(exc)))
     try:

@@ -18,6 +18,7 @@ def corpus_files(folder):
         raise RuntimeError("no corpus files in %s; set RKEOPS_CORPUS to the shared corpus folder" % (CORPUS / folder))
     return files
 
+
 _KUBEPROXY_RE = re.compile(r"^( *)kubeproxy:")
 
 

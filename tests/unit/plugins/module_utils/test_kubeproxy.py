@@ -6,10 +6,11 @@ import io
 
 import pytest
 import yaml
-from ansible_collections.rkeops.ipvs.plugins.module_utils._kubeproxy import RequestError, build_request, patch
-from ansible_collections.rkeops.ipvs.plugins.module_utils._yamledit import YamlEditError
 from ruamel.yaml import YAML
 from ruamel.yaml.constructor import DuplicateKeyError
+
+from ansible_collections.rkeops.ipvs.plugins.module_utils._kubeproxy import RequestError, build_request, patch
+from ansible_collections.rkeops.ipvs.plugins.module_utils._yamledit import YamlEditError
 
 from helpers import corpus_files, extra_args, kubeproxy, outside_stanza, rke_view
 
@@ -181,7 +182,8 @@ def test_unmanaged_keys_and_comments_inside_the_stanza_stay():
     text = "services:\n  kubeproxy:\n    image: my/kp:1  # pinned\n    extra_args:\n      # tuned by ops\n      v: 4\n    extra_env:\n      - A=b\n"
     result = patch(text, "c.yml", request(windows_proxy_mode=""))
     assert result["text"] == (
-        "services:\n  kubeproxy:\n    image: my/kp:1  # pinned\n    extra_args:\n      # tuned by ops\n      v: 4\n      proxy-mode: ipvs\n    extra_env:\n      - A=b\n"
+        "services:\n  kubeproxy:\n    image: my/kp:1  # pinned\n    extra_args:\n      # tuned by ops\n      v: 4\n"
+        "      proxy-mode: ipvs\n    extra_env:\n      - A=b\n"
     )
 
 
@@ -241,7 +243,10 @@ def test_windows_guard_copies_inherited_flags_and_is_optional():
 
 
 def test_lib_modules_bind_is_reported_and_removed_on_request():
-    text = "services:\n  kubeproxy:\n    extra_binds:\n    - /usr/lib/modules:/lib/modules\n    - /a:/a\n    extra_args:\n      proxy-mode: ipvs\n    win_extra_args: {x: y}\n"
+    text = (
+        "services:\n  kubeproxy:\n    extra_binds:\n    - /usr/lib/modules:/lib/modules\n    - /a:/a\n"
+        "    extra_args:\n      proxy-mode: ipvs\n    win_extra_args: {x: y}\n"
+    )
     kept = patch(text, "c.yml", request())
     assert kept["changed"] is False
     assert any("duplicate mount point" in w and "line 4" in w for w in kept["warnings"])

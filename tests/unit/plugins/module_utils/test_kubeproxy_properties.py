@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from ansible_collections.rkeops.ipvs.plugins.module_utils._kubeproxy import build_request, patch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from ansible_collections.rkeops.ipvs.plugins.module_utils._kubeproxy import build_request, patch
 
 from helpers import extra_args, kubeproxy, outside_stanza, rke_view
 
@@ -104,7 +105,9 @@ def requests(draw):
             params["ipvs_scheduler"] = draw(st.sampled_from([None, "rr", "wrr", "sh"]))
             params["ipvs_strict_arp"] = draw(st.sampled_from([None, True, False]))
         params["masquerade_all"] = draw(st.sampled_from([None, True, False]))
-        params["extra_args"] = draw(st.dictionaries(st.sampled_from(["v", "feature-gates", "odd"]), st.sampled_from(["3", "B=true", "yes", "1.10"]), max_size=2))
+        params["extra_args"] = draw(
+            st.dictionaries(st.sampled_from(["v", "feature-gates", "odd"]), st.sampled_from(["3", "B=true", "yes", "1.10"]), max_size=2)
+        )
     return params
 
 

@@ -9,6 +9,7 @@ import stat
 
 import pytest
 from ansible.module_utils.testing import patch_module_args
+
 from ansible_collections.rkeops.ipvs.plugins.modules import cluster_kubeproxy
 
 from helpers import corpus_files, extra_args
