@@ -66,7 +66,7 @@ package: build  ## Install the built tarball (no Galaxy: --no-deps) and render t
 	ANSIBLE_COLLECTIONS_PATH=$(BUILD)/installed ansible-doc --list rkeops.ipvs | grep '^rkeops.ipvs.cluster_kubeproxy'
 
 demo: setup  ## The main job on a local lab (see README)
-	python tests/demo_patch.py
+	ansible-playbook -i localhost, tests/demo/patch_cluster_yml.yml
 
 clean:  ## Remove build output (the cache in ~/.cache/rkeops-ipvs stays)
 	rm -rf $(BUILD) tests/output

@@ -28,6 +28,7 @@ from ansible_collections.rkeops.ipvs.plugins.module_utils._yamledit import (
     compose,
     dash_column,
     first_child_column,
+    gc_paused,
     is_block,
     is_empty,
     is_null,
@@ -568,6 +569,11 @@ def patch(text, name, request):
     Keys: changed, text (new file text), before/after (the kubeproxy stanza only),
     proxy_mode_before/after, extra_args, extra_binds, win_extra_args, warnings.
     """
+    with gc_paused():
+        return _patch(text, name, request)
+
+
+def _patch(text, name, request):
     source = Source(text, name)
     stanza = Stanza(source)
     warnings = []
