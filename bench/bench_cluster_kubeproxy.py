@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark: cluster_kubeproxy's patch against a plain ruamel.yaml round trip of the same file.
 
 For generated cluster.yml files of 10, 1,000 and 5,000 nodes, prints in one run the best-of-N time of
@@ -67,7 +66,7 @@ def cluster_yml(nodes):
 
 def best(function, repeat):
     times = []
-    for _ in range(repeat):
+    for _run in range(repeat):
         start = time.perf_counter()
         function()
         times.append(time.perf_counter() - start)
