@@ -222,11 +222,12 @@ class Stanza:
             )
         self.children = OrderedDict()
         if isinstance(self.kp, MappingNode):
+            first, last = self.kp_key.start_mark.line, last_line(source, self.kp, self.kp_key)
             for key, value in self.kp.value:
                 if key.value in self.children:
                     self._duplicate("services.kubeproxy.", key.value, [self.children[key.value][0], key])
                 self.children[key.value] = (key, value)
-                self._check_alias(key, value)
+                self._check_alias(key, value, first, last)
         self.args = self._string_map("extra_args")
         self.win_args = self._string_map("win_extra_args")
         self.args_array = self._child("extra_args_array")
@@ -245,11 +246,9 @@ class Stanza:
             % (self.source.name, prefix, name, len(keys), lines)
         )
 
-    def _check_alias(self, key, value):
-        # An alias node carries the marks of its anchor: if they lie outside the stanza the text cannot be edited in place.
-        if self.kp_key is None:
-            return
-        first, last = self.kp_key.start_mark.line, last_line(self.source, self.kp, self.kp_key)
+    def _check_alias(self, key, value, first, last):
+        # An alias node carries the marks of its anchor: if they lie outside lines first..last of the stanza,
+        # the text cannot be edited in place.
         for node in (key, value):
             if not (first <= node.start_mark.line <= last) or (isinstance(node, ScalarNode) and node.value == "<<"):
                 raise YamlEditError(
@@ -581,11 +580,12 @@ def _patch(text, name, request):
     planner = Planner(stanza)
     planner.plan(target, binds, win)
     before_args = stanza.values()
+    before = stanza.stanza_text()
     result = {
         "changed": bool(planner.edits),
         "text": text,
-        "before": stanza.stanza_text(),
-        "after": stanza.stanza_text(),
+        "before": before,
+        "after": before,
         "proxy_mode_before": before_args.get("proxy-mode"),
         "proxy_mode_after": target.get("proxy-mode"),
         "extra_args": dict(target),

@@ -293,7 +293,7 @@ def plain_is_safe(text, allow_bool_int=False):
             node = yaml.compose("k: " + text, Loader=LOADER)
         except yaml.YAMLError:
             return False
-        return node.value[0][1].value == text and node.value[0][1].tag == STR_TAG
+        return node.value[0][1].value == text
     return allow_bool_int and (text in ("true", "false") or bool(_GO_INT_RE.match(text)))
 
 
@@ -353,7 +353,4 @@ class Edits:
                 out.append(new_line)
                 last_of_file = index == count - 1 and position == len(inserted) - 1
                 out.append(ending if (last_of_file and not ending) else source.newline)
-        if count == 0:
-            for new_line in self._insert.get(-1, []):
-                out.append(new_line + source.newline)
         return "".join(out)
