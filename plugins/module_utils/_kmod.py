@@ -1,0 +1,88 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) rkeops.ipvs contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Kernel-module bookkeeping shared by kernel_modules and ipvs_node_info (private to the collection).
+
+Plain functions over text, so they are tested without a kernel: the modules do the I/O.
+"""
+
+from __future__ import annotations
+
+import re
+
+HEADER = (
+    "# Managed by Ansible (rkeops.ipvs.prereqs): kernel modules kube-proxy needs for IPVS mode.",
+    "# systemd-modules-load.service loads them at boot. Local edits are overwritten.",
+)
+PACKAGES_TAG = "# installed-packages:"
+_VERSION = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?")
+
+
+def normalize(name: str) -> str:
+    """Module names are the same with '-' or '_' (the kernel and kmod treat them alike)."""
+    return name.strip().replace("-", "_")
+
+
+def parse_proc_modules(text: str) -> set[str]:
+    """Names in /proc/modules ("ip_vs 188416 6 ip_vs_rr,... Live 0x0")."""
+    return {line.split()[0] for line in text.splitlines() if line.strip()}
+
+
+def parse_modules_builtin(text: str) -> set[str]:
+    """Names in /lib/modules/<release>/modules.builtin ("kernel/net/netfilter/ipvs/ip_vs.ko")."""
+    names = set()
+    for line in text.splitlines():
+        base = line.strip().rsplit("/", 1)[-1]
+        if base.endswith(".ko"):
+            names.add(normalize(base[:-3]))
+    return names
+
+
+def kernel_version(release: str) -> str:
+    """'6.1.0-28-amd64' -> '6.1.0', '4.18.0-513.el8.x86_64' -> '4.18.0'; '' when unreadable."""
+    match = _VERSION.match(release)
+    if not match:
+        return ""
+    return ".".join(part or "0" for part in match.groups())
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split(".") if part.isdigit())
+
+
+def version_below(version: str, limit: str) -> bool:
+    """True when `version` ("6.1.0") is older than `limit` ("5.9")."""
+    ours, theirs = version_tuple(version), version_tuple(limit)
+    width = max(len(ours), len(theirs))
+    return ours + (0,) * (width - len(ours)) < theirs + (0,) * (width - len(theirs))
+
+
+def render_persist_file(modules: list[str], installed_packages: list[str]) -> str:
+    """The modules-load.d file: the header, the packages the role installed, one module per line."""
+    lines = list(HEADER)
+    if installed_packages:
+        lines.append(PACKAGES_TAG + " " + " ".join(sorted(set(installed_packages))))
+    lines.extend(modules)
+    return "\n".join(lines) + "\n"
+
+
+def parse_persist_file(text: str) -> tuple[list[str], list[str]]:
+    """(modules, installed packages) from a modules-load.d file; comments (# or ;) and blanks skipped."""
+    modules, packages = [], []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith(PACKAGES_TAG):
+            packages = line[len(PACKAGES_TAG) :].split()
+        elif line and not line.startswith(("#", ";")):
+            modules.append(normalize(line))
+    return modules, packages
+
+
+def unique(names: list[str]) -> list[str]:
+    """Normalised names in their first order, without repeats."""
+    seen: list[str] = []
+    for raw in names:
+        name = normalize(raw)
+        if name and name not in seen:
+            seen.append(name)
+    return seen
