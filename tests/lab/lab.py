@@ -1,0 +1,345 @@
+"""The VM lab: Debian images built with mmdebstrap and QEMU virtual machines with their own kernel.
+
+The host kernel has no IPVS (and containers share it), so everything that really loads kernel modules
+runs here, in VMs under QEMU's software emulation, reached only through 127.0.0.1 forwarded ports.
+
+  python3 tests/lab/lab.py image bookworm        build (or reuse) the image; prints its directory
+  python3 tests/lab/lab.py rootfs-tar bookworm   build (or reuse) a small rootfs tarball for `docker import`
+  python3 tests/lab/lab.py docker-image bookworm import it as rkeops-ipvs-lab:bookworm (once per recipe)
+  python3 tests/lab/lab.py up --state DIR [--image SUITE] NAME[:SUITE]...
+                                                 boot clean VMs, wait for SSH, print JSON login facts
+  python3 tests/lab/lab.py down --state DIR [NAME...]
+                                                 stop VMs and delete their overlays
+
+Images are cached under $RKEOPS_CACHE (default ~/.cache/rkeops-ipvs)/lab/<suite>-<recipe hash>/, so a
+second run skips the build; every VM boots from a fresh qcow2 overlay on top of the cached image.
+Only the standard library is used: this runs before the virtual environment exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+CACHE = Path(os.environ.get("RKEOPS_CACHE", Path.home() / ".cache" / "rkeops-ipvs")) / "lab"
+MIRROR = os.environ.get("RKEOPS_LAB_MIRROR", "http://deb.debian.org/debian")
+LAB_USER = "lab"
+
+# What a lab node has before the role runs. ipset and ipvsadm are left out on purpose: the role installs
+# them. docker.io is baked in because installing it under emulation takes minutes (LAB.md); the
+# playbooks' end-to-end tests run kube-proxy's stand-in in it. python3-apt saves Ansible's apt module from
+# installing it on every first run; libnss-myhostname resolves the hostname
+# each VM gets at boot (sudo wants it); sudo lets the lab user become root as on a real node.
+VM_PACKAGES = [
+    "linux-image-amd64",
+    "openssh-server",
+    "python3",
+    "python3-apt",
+    "sudo",
+    "iproute2",
+    "kmod",
+    "systemd-sysv",
+    "udev",
+    "ifupdown",
+    "isc-dhcp-client",
+    "dbus",
+    "libnss-myhostname",
+    "docker.io",
+]
+# The Docker scenario's image: what Ansible needs to manage a Debian container.
+ROOTFS_PACKAGES = ["python3", "python3-apt", "kmod"]
+SUITES = ("bookworm", "trixie")
+# Bump when the build steps below change in a way the lists above do not show.
+RECIPE_VERSION = 3
+
+FSTAB = "/dev/vda / ext4 rw,errors=remount-ro 0 1\n"
+INTERFACES = "auto lo\niface lo inet loopback\n\nauto eth0\niface eth0 inet dhcp\n"
+SUDOERS = f"{LAB_USER} ALL=(ALL) NOPASSWD: ALL\n"
+
+
+def log(msg: str) -> None:
+    print(f"lab: {msg}", file=sys.stderr, flush=True)
+
+
+def recipe_hash(kind: str, suite: str, packages: list[str]) -> str:
+    text = json.dumps([kind, suite, MIRROR, sorted(packages), RECIPE_VERSION, FSTAB, INTERFACES, SUDOERS])
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, check=True, **kwargs)
+
+
+def need(*tools: str) -> None:
+    missing = [t for t in tools if shutil.which(t) is None]
+    if missing:
+        sys.exit(f"lab: missing {', '.join(missing)}; run `make lab-deps` (apt installs qemu-system-x86, qemu-utils, mmdebstrap, e2fsprogs)")
+
+
+def check_suite(suite: str) -> None:
+    if suite not in SUITES:
+        sys.exit(f"lab: unknown suite {suite!r}; known: {', '.join(SUITES)}")
+
+
+def mmdebstrap(suite: str, packages: list[str], target: Path, hooks: list[str]) -> None:
+    cmd = ["mmdebstrap", "--quiet", "--variant=apt", "--include=" + ",".join(packages)]
+    cmd += [f"--customize-hook={hook}" for hook in hooks]
+    # The lists stay in the image so `apt-get install` works before the first `apt-get update`.
+    cmd += ["--skip=cleanup/apt/lists", suite, str(target), MIRROR]
+    run(cmd)
+
+
+def build_image(suite: str) -> Path:
+    """Build the VM image for `suite` unless the cache already holds one for the same recipe."""
+    check_suite(suite)
+    out = CACHE / f"{suite}-{recipe_hash('vm', suite, VM_PACKAGES)}"
+    if (out / "ready").exists():
+        return out
+    need("mmdebstrap", "mkfs.ext4")
+    log(f"building the {suite} VM image in {out} (a few minutes, once per recipe)")
+    started = time.monotonic()
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    key = out / "id_ed25519"
+    run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "rkeops-ipvs-lab", "-f", str(key)])
+    with tempfile.TemporaryDirectory(dir=out) as tmp:
+        root = Path(tmp) / "root"
+        hooks = [
+            f'chroot "$1" useradd --create-home --shell /bin/bash --groups sudo,docker {LAB_USER}',
+            # Docker would start at every boot and slow it down; the tests that need it start it.
+            'chroot "$1" systemctl disable docker.service docker.socket containerd.service',
+        ]
+        mmdebstrap(suite, VM_PACKAGES, root, hooks)
+        (root / "etc/fstab").write_text(FSTAB)
+        (root / "etc/network/interfaces").write_text(INTERFACES)
+        (root / "etc/sudoers.d/lab").write_text(SUDOERS)
+        (root / "etc/sudoers.d/lab").chmod(0o440)
+        ssh_dir = root / "home" / LAB_USER / ".ssh"
+        ssh_dir.mkdir(mode=0o700)
+        (ssh_dir / "authorized_keys").write_text(key.with_suffix(".pub").read_text())
+        uid_gid = (root / "home" / LAB_USER).stat()
+        for path in (ssh_dir, ssh_dir / "authorized_keys"):
+            os.chown(path, uid_gid.st_uid, uid_gid.st_gid)
+        # The hostname comes from the kernel command line (systemd.hostname=) of each VM.
+        (root / "etc/hostname").unlink(missing_ok=True)
+        boot = root / "boot"
+        shutil.copy(next(boot.glob("vmlinuz-*")), out / "vmlinuz")
+        shutil.copy(next(boot.glob("initrd.img-*")), out / "initrd.img")
+        (out / "kernel-release").write_text(next(boot.glob("vmlinuz-*")).name.removeprefix("vmlinuz-") + "\n")
+        run(["mkfs.ext4", "-q", "-F", "-L", "rootfs", "-d", str(root), str(out / "disk.img"), "4G"])
+    (out / "ready").write_text(f"{time.monotonic() - started:.0f} s\n")
+    log(f"{suite} image ready in {time.monotonic() - started:.0f} s")
+    return out
+
+
+def build_rootfs_tar(suite: str) -> Path:
+    """A small rootfs tarball for `docker import` (no registry is reachable from the lab)."""
+    check_suite(suite)
+    out = CACHE / f"{suite}-rootfs-{recipe_hash('tar', suite, ROOTFS_PACKAGES)}"
+    tar = out / "rootfs.tar"
+    if (out / "ready").exists():
+        return tar
+    need("mmdebstrap")
+    log(f"building the {suite} rootfs tarball in {out}")
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    mmdebstrap(suite, ROOTFS_PACKAGES, tar, [])
+    (out / "ready").touch()
+    return tar
+
+
+DOCKER_REPO = "rkeops-ipvs-lab"
+
+
+def docker_image(suite: str) -> str:
+    """Import the rootfs tarball as <DOCKER_REPO>:<suite> unless the image of the same recipe is there already."""
+    need("docker")
+    tar = build_rootfs_tar(suite)
+    tag = f"{DOCKER_REPO}:{suite}"
+    recipe = tar.parent.name
+    inspect = subprocess.run(
+        ["docker", "image", "inspect", "--format", '{{ index .Config.Labels "rkeops.recipe" }}', tag], capture_output=True, text=True, check=False
+    )
+    if inspect.returncode != 0 or inspect.stdout.strip() != recipe:
+        log(f"importing {tar} as {tag}")
+        run(
+            ["docker", "import", "--change", f"LABEL rkeops.recipe={recipe}", "--change", 'CMD ["sleep", "infinity"]', str(tar), tag], stdout=subprocess.DEVNULL
+        )
+    return tag
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def ssh_base(key: Path, port: int) -> list[str]:
+    return [
+        "ssh",
+        "-i",
+        str(key),
+        "-p",
+        str(port),
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "LogLevel=ERROR",
+        "-o",
+        "ConnectTimeout=5",
+        f"{LAB_USER}@127.0.0.1",
+    ]
+
+
+def vm_dir(state: Path, name: str) -> Path:
+    return state / name
+
+
+def boot(image: Path, state: Path, name: str, memory: int, extra_append: str = "") -> dict:
+    need("qemu-system-x86_64", "qemu-img")
+    vdir = vm_dir(state, name)
+    if (vdir / "qemu.pid").exists():
+        stop(state, name)
+    shutil.rmtree(vdir, ignore_errors=True)
+    vdir.mkdir(parents=True)
+    overlay = vdir / "disk.qcow2"
+    run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(image / "disk.img"), "-F", "raw", str(overlay)])
+    port = free_port()
+    append = f"root=/dev/vda rw console=ttyS0 net.ifnames=0 systemd.hostname={name} {extra_append}".strip()
+    # /dev/kvm hangs a stock Debian kernel in this nested setup (LAB.md): software emulation only.
+    cmd = [
+        "qemu-system-x86_64",
+        "-accel",
+        "tcg",
+        "-m",
+        str(memory),
+        "-smp",
+        "1",
+        "-display",
+        "none",
+        "-daemonize",
+        "-pidfile",
+        str(vdir / "qemu.pid"),
+        "-serial",
+        f"file:{vdir / 'console.log'}",
+        "-kernel",
+        str(image / "vmlinuz"),
+        "-initrd",
+        str(image / "initrd.img"),
+        "-append",
+        append,
+        "-drive",
+        f"file={overlay},format=qcow2,if=virtio",
+        "-netdev",
+        f"user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:22",
+        "-device",
+        "virtio-net-pci,netdev=n0",
+    ]
+    run(cmd)
+    facts = {
+        "instance": name,
+        "address": "127.0.0.1",
+        "port": port,
+        "user": LAB_USER,
+        "identity_file": str(image / "id_ed25519"),
+        "kernel_release": (image / "kernel-release").read_text().strip(),
+        "image": str(image),
+        "console_log": str(vdir / "console.log"),
+    }
+    (vdir / "facts.json").write_text(json.dumps(facts))
+    return facts
+
+
+def wait_ssh(facts: dict, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    cmd = ssh_base(Path(facts["identity_file"]), facts["port"]) + ["true"]
+    while time.monotonic() < deadline:
+        if subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, check=False).returncode == 0:
+            return
+        time.sleep(2)
+    tail = Path(facts["console_log"]).read_text(errors="replace").splitlines()[-30:]
+    sys.exit(f"lab: {facts['instance']} did not answer SSH on 127.0.0.1:{facts['port']} within {timeout:.0f} s; console tail:\n" + "\n".join(tail))
+
+
+def stop(state: Path, name: str) -> None:
+    vdir = vm_dir(state, name)
+    pidfile = vdir / "qemu.pid"
+    if pidfile.exists():
+        with contextlib.suppress(ValueError, ProcessLookupError):
+            pid = int(pidfile.read_text().strip())
+            os.kill(pid, signal.SIGTERM)
+            for _attempt in range(50):
+                os.kill(pid, 0)
+                time.sleep(0.1)
+            os.kill(pid, signal.SIGKILL)
+    shutil.rmtree(vdir, ignore_errors=True)
+
+
+def cmd_up(args: argparse.Namespace) -> None:
+    state = Path(args.state)
+    wanted = [(name.partition(":")[0], name.partition(":")[2] or args.image) for name in args.names]
+    images = {suite: build_image(suite) for suite in sorted({suite for _name, suite in wanted})}
+    started = time.monotonic()
+    all_facts = [boot(images[suite], state, name, args.memory) for name, suite in wanted]
+    for facts in all_facts:
+        wait_ssh(facts, args.timeout)
+    log(f"{', '.join(name for name, _suite in wanted)} up in {time.monotonic() - started:.0f} s")
+    print(json.dumps(all_facts, indent=2))
+
+
+def cmd_down(args: argparse.Namespace) -> None:
+    state = Path(args.state)
+    names = args.names or ([p.name for p in state.iterdir() if p.is_dir()] if state.is_dir() else [])
+    for name in names:
+        stop(state, name)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_image = sub.add_parser("image", help="build or reuse the VM image, print its directory")
+    p_image.add_argument("suite", choices=SUITES)
+    p_tar = sub.add_parser("rootfs-tar", help="build or reuse a rootfs tarball for docker import, print its path")
+    p_tar.add_argument("suite", choices=SUITES)
+    p_docker = sub.add_parser("docker-image", help="import the rootfs tarball into the local Docker engine, print the tag")
+    p_docker.add_argument("suite", choices=SUITES)
+    p_up = sub.add_parser("up", help="boot VMs from clean overlays and wait for SSH")
+    p_up.add_argument("--state", required=True, help="directory for overlays, pid files and console logs")
+    p_up.add_argument("--image", default="bookworm", choices=SUITES, help="suite for NAMEs without :SUITE")
+    p_up.add_argument("--memory", type=int, default=1024, help="MiB per VM")
+    p_up.add_argument("--timeout", type=float, default=300)
+    p_up.add_argument("names", nargs="+", metavar="NAME[:SUITE]")
+    p_down = sub.add_parser("down", help="stop VMs and delete their overlays")
+    p_down.add_argument("--state", required=True)
+    p_down.add_argument("names", nargs="*")
+    args = parser.parse_args(argv)
+    if args.command == "image":
+        print(build_image(args.suite))
+    elif args.command == "rootfs-tar":
+        print(build_rootfs_tar(args.suite))
+    elif args.command == "docker-image":
+        print(docker_image(args.suite))
+    elif args.command == "up":
+        cmd_up(args)
+    else:
+        cmd_down(args)
+
+
+if __name__ == "__main__":
+    main()
