@@ -13,7 +13,10 @@ export ANSIBLE_COLLECTIONS_PATH := $(BUILD)/collections
 export ANSIBLE_NOCOLOR := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup test lint sanity units bench build package demo collection clean
+.PHONY: help setup lab-deps docker-up lab-images test lint sanity units molecule bench bench-prereqs build package demo collection clean
+LAB := $(PYTHON) tests/lab/lab.py
+# The Molecule scenarios `make test` runs (molecule/<name>), in this order.
+SCENARIOS ?= default missing-ipvs docker
 
 help:  ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -23,14 +26,35 @@ $(VENV)/.installed: requirements/test.txt requirements/constraints.txt
 	$(BIN)/pip install --quiet -r requirements/test.txt -c requirements/constraints.txt
 	touch $@
 
-setup: $(VENV)/.installed collection  ## Create the virtual environment with the pinned tools
+setup: $(VENV)/.installed collection lab-deps  ## Install everything: pinned tools in a venv, the lab's Debian packages
+
+# Debian packages for the VM lab and the Docker scenario (apt; root or sudo). Skipped when all are there.
+LAB_TOOLS := qemu-system-x86_64 qemu-img mmdebstrap mkfs.ext4 dockerd ssh
+lab-deps:  ## Install the lab's Debian packages (QEMU, mmdebstrap, e2fsprogs, docker.io, ssh client)
+	@if ! command -v $(LAB_TOOLS) >/dev/null 2>&1; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends \
+	    qemu-system-x86 qemu-utils mmdebstrap e2fsprogs docker.io openssh-client >/dev/null; \
+	fi
+
+docker-up: lab-deps  ## Start the Docker engine if it is not running (the Docker scenario needs it)
+	@docker info >/dev/null 2>&1 || { mkdir -p $(CACHE); \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO sh -c 'nohup dockerd >$(CACHE)/dockerd.log 2>&1 &'; \
+	  for i in $$(seq 60); do docker info >/dev/null 2>&1 && exit 0; sleep 1; done; \
+	  echo "dockerd did not start; see $(CACHE)/dockerd.log" >&2; exit 1; }
+
+lab-images: lab-deps docker-up  ## Build (or reuse from the cache) the lab's VM images and its Docker image
+	$(LAB) image bookworm
+	$(LAB) image trixie
+	$(LAB) docker-image bookworm
 
 collection:
 	mkdir -p $(BUILD)/collections/ansible_collections/rkeops
 	ln -sfn $(CURDIR) $(BUILD)/collections/ansible_collections/rkeops/ipvs
 
-test: setup  ## Run every test: lint, ansible-test sanity, unit tests, package check
-	$(MAKE) --no-print-directory lint sanity units package
+test: setup  ## Run every test: lint, ansible-test sanity, unit tests, package check, Molecule scenarios
+	$(MAKE) --no-print-directory lint sanity units package molecule
 
 lint: setup  ## yamllint, ruff (check and format), ansible-lint
 	yamllint --strict .
@@ -53,17 +77,25 @@ sanity: setup  ## ansible-test sanity on a copy of the collection, in local virt
 units: setup  ## Unit and property tests (pytest)
 	pytest tests/unit
 
+molecule: setup lab-images  ## The Molecule scenarios on the VM lab and Docker (SCENARIOS=... to pick)
+	for scenario in $(SCENARIOS); do molecule test --scenario-name $$scenario || exit 1; done
+
 bench: setup  ## Benchmarks: patch time against a ruamel.yaml round trip
 	python bench/bench_cluster_kubeproxy.py
+
+bench-prereqs: setup lab-images  ## Benchmark: the prereqs role against the manual procedure on 1 and 3 lab VMs
+	python bench/bench_prereqs.py
 
 build: setup  ## Build the collection tarball into build/
 	ansible-galaxy collection build --force --output-path $(BUILD) .
 
-package: build  ## Install the built tarball (no Galaxy: --no-deps) and render the module's documentation from it
+package: build  ## Install the built tarball (no Galaxy: --no-deps) and render the modules' and the role's documentation from it
 	rm -rf $(BUILD)/installed
 	ansible-galaxy collection install --no-deps --force -p $(BUILD)/installed $(BUILD)/rkeops-ipvs-$$(sed -n 's/^version: //p' galaxy.yml).tar.gz
 	ANSIBLE_COLLECTIONS_PATH=$(BUILD)/installed ansible-doc -t module rkeops.ipvs.cluster_kubeproxy | grep -q 'services.kubeproxy'
-	ANSIBLE_COLLECTIONS_PATH=$(BUILD)/installed ansible-doc --list rkeops.ipvs | grep '^rkeops.ipvs.cluster_kubeproxy'
+	for module in cluster_kubeproxy kernel_modules ipvs_node_info; do \
+	  ANSIBLE_COLLECTIONS_PATH=$(BUILD)/installed ansible-doc --list rkeops.ipvs | grep "^rkeops.ipvs.$$module " || exit 1; done
+	ANSIBLE_COLLECTIONS_PATH=$(BUILD)/installed ansible-doc -t role rkeops.ipvs.prereqs | grep -q 'prereqs_ipvs_scheduler'
 
 demo: setup  ## The main job on a local lab (see README)
 	ansible-playbook -i localhost, tests/demo/patch_cluster_yml.yml
