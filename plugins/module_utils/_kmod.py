@@ -86,3 +86,46 @@ def unique(names: list[str]) -> list[str]:
         if name and name not in seen:
             seen.append(name)
     return seen
+
+
+# os-release IDs (ID, then ID_LIKE) and the Ansible OS family they belong to.
+_FAMILIES = {
+    "debian": "Debian",
+    "ubuntu": "Debian",
+    "rhel": "RedHat",
+    "centos": "RedHat",
+    "fedora": "RedHat",
+    "rocky": "RedHat",
+    "almalinux": "RedHat",
+    "ol": "RedHat",
+    "amzn": "RedHat",
+    "suse": "Suse",
+    "opensuse": "Suse",
+    "sles": "Suse",
+    "sle-micro": "Suse",
+}
+
+
+def parse_os_release(text: str) -> dict[str, str]:
+    """KEY=value pairs of /etc/os-release (quotes removed)."""
+    values = {}
+    for line in text.splitlines():
+        key, sep, value = line.strip().partition("=")
+        if sep and key and not key.startswith("#"):
+            values[key] = value.strip().strip("\"'")
+    return values
+
+
+def os_family(os_release: dict[str, str]) -> str:
+    """The Ansible OS family of an os-release: its ID first, then each ID_LIKE; '' when none is known."""
+    for name in [os_release.get("ID", "")] + os_release.get("ID_LIKE", "").split():
+        family = _FAMILIES.get(name.lower())
+        if family:
+            return family
+    return ""
+
+
+def distribution(os_release: dict[str, str]) -> str:
+    """Ansible's name for the distribution for the usual cases ('Debian', 'Ubuntu'), else the os-release NAME."""
+    names = {"debian": "Debian", "ubuntu": "Ubuntu", "rhel": "RedHat", "centos": "CentOS", "rocky": "Rocky", "almalinux": "AlmaLinux"}
+    return names.get(os_release.get("ID", "").lower(), os_release.get("NAME", ""))

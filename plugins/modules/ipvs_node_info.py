@@ -20,6 +20,8 @@ description:
     strings (RHEL 8.3 and later report kernel 4.18 but have merged C(nf_conntrack_ipv4) into C(nf_conntrack)).
   - Whether the commands of O(commands) are installed, whether the node is a container, and what
     O(persist_file) holds.
+  - The OS family and distribution from C(/etc/os-release), the package manager, and the age of apt's package
+    lists, so that the role needs no separate fact gathering.
 author:
   - rkeops.ipvs maintainers (@rkeops)
 extends_documentation_fragment:
@@ -141,6 +143,30 @@ container:
   returned: always
   type: str
   sample: docker
+os_family:
+  description: The Ansible OS family after C(/etc/os-release) (C(ID), then C(ID_LIKE)), or an empty string.
+  returned: always
+  type: str
+  sample: Debian
+distribution:
+  description: The distribution (C(Debian), C(Ubuntu), ..., else os-release's C(NAME)).
+  returned: always
+  type: str
+  sample: Debian
+distribution_version:
+  description: os-release's C(VERSION_ID).
+  returned: always
+  type: str
+  sample: "12"
+pkg_mgr:
+  description: The package manager found (C(apt), C(dnf), C(yum), C(zypper)), or an empty string.
+  returned: always
+  type: str
+  sample: apt
+apt_lists_age:
+  description: Seconds since apt's package lists were last updated (C(/var/lib/apt/lists)), or -1 without apt.
+  returned: always
+  type: int
 persisted:
   description: What O(persist_file) holds.
   returned: always
@@ -160,13 +186,17 @@ persisted:
 """
 
 import os
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.rkeops.ipvs.plugins.module_utils._kmod import (
+    distribution,
     kernel_version,
     normalize,
+    os_family,
     parse_modules_builtin,
+    parse_os_release,
     parse_persist_file,
     parse_proc_modules,
     unique,
@@ -242,6 +272,20 @@ class Probe:
         return (legacy if self.resolve(legacy) == legacy else "nf_conntrack"), True
 
 
+def package_manager(module: AnsibleModule) -> str:
+    for name, command in (("apt", "apt-get"), ("dnf", "dnf"), ("yum", "yum"), ("zypper", "zypper")):
+        if module.get_bin_path(command, opt_dirs=["/usr/bin", "/usr/sbin", "/bin", "/sbin"]):
+            return name
+    return ""
+
+
+def apt_lists_age() -> int:
+    try:
+        return int(time.time() - os.stat("/var/lib/apt/lists").st_mtime)
+    except OSError:
+        return -1
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -272,8 +316,14 @@ def main():
             "%s runs kernel %s, older than %s: IPVS in kernels before 5.9 has known connection-reuse problems with "
             "kube-proxy (traffic to deleted endpoints, 1 s connection delays); plan a kernel upgrade" % (os.uname()[1], release, limit)
         )
+    os_release = parse_os_release(read_text("/etc/os-release") or read_text("/usr/lib/os-release") or "")
     module.exit_json(
         changed=False,
+        os_family=os_family(os_release),
+        distribution=distribution(os_release),
+        distribution_version=os_release.get("VERSION_ID", ""),
+        pkg_mgr=package_manager(module),
+        apt_lists_age=apt_lists_age(),
         kernel_release=release,
         kernel_version=version,
         modules_dir=probe.modules_dir,

@@ -9,8 +9,11 @@ import yaml
 
 from ansible_collections.rkeops.ipvs.plugins.module_utils._kmod import (
     HEADER,
+    distribution,
     kernel_version,
+    os_family,
     parse_modules_builtin,
+    parse_os_release,
     parse_persist_file,
     parse_proc_modules,
     render_persist_file,
@@ -97,3 +100,20 @@ def test_role_defaults_match_argument_specs():
     assert set(defaults) == set(options)
     for name, value in defaults.items():
         assert options[name]["default"] == value, name
+
+
+OS_RELEASES = {
+    "debian": ('PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\nVERSION_ID="12"\nID=debian\n', "Debian", "Debian"),
+    "ubuntu": ('NAME="Ubuntu"\nVERSION_ID="22.04"\nID=ubuntu\nID_LIKE=debian\n', "Debian", "Ubuntu"),
+    "rocky": ('NAME="Rocky Linux"\nVERSION_ID="9.3"\nID="rocky"\nID_LIKE="rhel centos fedora"\n', "RedHat", "Rocky"),
+    "opensuse": ('NAME="openSUSE Leap"\nVERSION_ID="15.5"\nID="opensuse-leap"\nID_LIKE="suse opensuse"\n', "Suse", "openSUSE Leap"),
+    "arch": ('NAME="Arch Linux"\nID=arch\n', "", "Arch Linux"),
+}
+
+
+@pytest.mark.parametrize("name", OS_RELEASES)
+def test_os_family_and_distribution_from_os_release(name):
+    text, family, dist = OS_RELEASES[name]
+    release = parse_os_release(text)
+    assert os_family(release) == family
+    assert distribution(release) == dist
