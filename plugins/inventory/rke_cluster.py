@@ -27,8 +27,8 @@ description:
     the key file of C(ssh_key_path) when one is set, otherwise through your ssh-agent (C(ssh-add) the key) or an
     C(ansible_ssh_private_key_file) you set yourself, for example with O(compose) or group_vars.
   - The file is read as YAML 1.1 without type conversion, as rke reads it. Missing or invalid files, a missing or
-    empty C(nodes) list, a node without C(address), an unknown role, and two nodes with the same address or the
-    same inventory name are refused with an error naming the file, the line and the node.
+    empty C(nodes) list, a node without C(address), an unknown role, and two nodes with the same address and port
+    or the same inventory name are refused with an error naming the file, the line and the node.
   - The inventory source is a YAML file whose name ends in C(rke_cluster.yml) or C(rke_cluster.yaml).
 author:
   - rkeops.ipvs maintainers (@rkeops)
@@ -58,11 +58,8 @@ options:
 """
 
 EXAMPLES = r"""
-# inventory/cluster.rke_cluster.yml
-plugin: rkeops.ipvs.rke_cluster
-cluster_yml: /opt/rke/cluster.yml
-
-# The same, with Ansible's constructed features: a group per label value and a variable from a label.
+# inventory/cluster.rke_cluster.yml: every node of cluster.yml, with a group per value of the label "zone"
+# and the Python interpreter set on all of them.
 plugin: rkeops.ipvs.rke_cluster
 cluster_yml: ../cluster.yml
 keyed_groups:
@@ -185,7 +182,7 @@ def _read_cluster(path):
     bastion = top.get("bastion_host") if isinstance(top.get("bastion_host"), dict) else {}
     proxy = proxy_command(bastion, top_key_path) if text_of(bastion.get("address")) else ""
 
-    hosts, names, addresses = [], {}, {}
+    hosts, names, endpoints = [], {}, {}
     for index, node_node in enumerate(nodes.value, start=1):
         where = "%s: node %d" % (source.where(node_node), index)
         if not isinstance(node_node, MappingNode):
@@ -195,19 +192,21 @@ def _read_cluster(path):
         if not address:
             raise ClusterError("%s has no address: every node needs the address rke connects to" % where)
         name = text_of(node.get("hostname_override")) or address
-        if address in addresses:
-            raise ClusterError("%s has the same address %s as %s; rke needs each node once" % (where, address, addresses[address]))
+        port = text_of(node.get("port")) or DEFAULT_PORT
+        if not port.isdigit():
+            raise ClusterError("%s (%s): port must be a number" % (where, name))
+        # Nodes behind one NAT address differ by port, so the SSH endpoint is address and port.
+        endpoint = "%s:%s" % (address, port)
+        if endpoint in endpoints:
+            raise ClusterError("%s has the same address and port %s as %s; rke needs each node once" % (where, endpoint, endpoints[endpoint]))
         if name in names:
             raise ClusterError("%s has the same name %s as %s; give each node its own hostname_override" % (where, name, names[name]))
-        addresses[address] = names[name] = "node %d (line %d)" % (index, node_node.start_mark.line + 1)
+        endpoints[endpoint] = names[name] = "node %d (line %d)" % (index, node_node.start_mark.line + 1)
         roles = node.get("role")
         roles = [roles] if isinstance(roles, str) else roles or []
         unknown = [str(role) for role in roles if role not in RKE_ROLES]
         if unknown:
             raise ClusterError("%s (%s) has unknown role(s) %s; rke knows %s" % (where, name, ", ".join(unknown), ", ".join(RKE_ROLES)))
-        port = text_of(node.get("port")) or DEFAULT_PORT
-        if not port.isdigit():
-            raise ClusterError("%s (%s): port must be a number" % (where, name))
         hostvars = {
             "ansible_host": address,
             "ansible_port": int(port),
@@ -253,8 +252,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         hosts = None
         if use_cache:
             try:
-                cached = self._cache[cache_key]
-                hosts = [(name, hostvars, roles) for name, hostvars, roles in cached]
+                hosts = self._cache[cache_key]
             except KeyError:
                 hosts = None
         if hosts is None:

@@ -145,7 +145,10 @@ def test_bad_corpus_09_duplicate_services_does_not_matter_for_nodes(corpus):
 
 BAD = {
     "missing address": ("nodes:\n  - user: a\n    role: [worker]\n", "node 1 has no address"),
-    "duplicate address": ("nodes:\n  - address: 10.0.0.1\n  - address: 10.0.0.1\n    hostname_override: b\n", "same address 10.0.0.1"),
+    "duplicate address": (
+        "nodes:\n  - address: 10.0.0.1\n  - address: 10.0.0.1\n    port: '22'\n    hostname_override: b\n",
+        "same address and port 10.0.0.1:22 as node 1 (line 2)",
+    ),
     "duplicate name": (
         "nodes:\n  - address: 10.0.0.1\n    hostname_override: n\n  - address: 10.0.0.2\n    hostname_override: n\n",
         "same name n",
@@ -169,6 +172,12 @@ def test_bad_input_names_file_and_node(tmp_path, case):
         read_cluster(str(path))
     assert str(path) in str(error.value)
     assert message in str(error.value)
+
+
+def test_nodes_behind_one_address_differ_by_port(tmp_path):
+    path = tmp_path / "cluster.yml"
+    path.write_text("nodes:\n  - {address: 127.0.0.1, port: '2201', hostname_override: a}\n  - {address: 127.0.0.1, port: '2202', hostname_override: b}\n")
+    assert [(name, hostvars["ansible_port"]) for name, hostvars, _roles in read_cluster(str(path))] == [("a", 2201), ("b", 2202)]
 
 
 def test_missing_file(tmp_path):
@@ -253,4 +262,20 @@ def test_ansible_inventory_bad_file_fails_with_a_clear_error(tmp_path):
     cluster.write_text("nodes:\n  - address: 10.0.0.1\n  - address: 10.0.0.1\n    hostname_override: two\n")
     result = run_inventory(source_file(tmp_path, cluster), "--list")
     assert result.returncode != 0
-    assert f"{cluster}: line 3, column 5: node 2 has the same address 10.0.0.1 as node 1 (line 2)" in result.stderr
+    assert f"{cluster}: line 3, column 5: node 2 has the same address and port 10.0.0.1:22 as node 1 (line 2)" in result.stderr
+
+
+def test_ansible_inventory_cache_serves_a_second_run(tmp_path, corpus):
+    shutil.copy(corpus / "cluster-yml" / "21-rke1-docs-minimal.yml", tmp_path / "cluster.yml")
+    options = {"cache": True, "cache_plugin": "ansible.builtin.jsonfile", "cache_connection": str(tmp_path / "cache"), "cache_timeout": 3600}
+    source = source_file(tmp_path, tmp_path / "cluster.yml", options)
+    first = run_inventory(source, "--list")
+    assert first.returncode == 0, first.stderr
+    # With the file gone, only the cache can answer.
+    (tmp_path / "cluster.yml").unlink()
+    second = run_inventory(source, "--list")
+    assert second.returncode == 0, second.stderr
+    assert unwrap(json.loads(second.stdout))["rke_nodes"]["hosts"] == ["1.2.3.4"]
+    flushed = run_inventory(source, "--list", "--flush-cache")
+    assert flushed.returncode != 0
+    assert "cannot read RKE cluster file" in flushed.stderr
