@@ -13,7 +13,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(BUILD)/collections
 export ANSIBLE_NOCOLOR := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup lab-deps docker-up lab-images test lint sanity units molecule bench bench-prereqs build package demo collection clean
+.PHONY: bench-playbooks demo-patch help setup lab-deps docker-up lab-images test lint sanity units molecule e2e bench bench-prereqs build package demo collection clean
 LAB := $(PYTHON) tests/lab/lab.py
 # The Molecule scenarios `make test` runs (molecule/<name>), in this order.
 SCENARIOS ?= default missing-ipvs docker
@@ -53,8 +53,8 @@ collection:
 	mkdir -p $(BUILD)/collections/ansible_collections/rkeops
 	ln -sfn $(CURDIR) $(BUILD)/collections/ansible_collections/rkeops/ipvs
 
-test: setup  ## Run every test: lint, ansible-test sanity, unit tests, package check, Molecule scenarios
-	$(MAKE) --no-print-directory lint sanity units package molecule
+test: setup  ## Run every test: lint, ansible-test sanity, unit tests, package check, Molecule scenarios, end to end
+	$(MAKE) --no-print-directory lint sanity units package molecule e2e
 
 lint: setup  ## yamllint, ruff (check and format), ansible-lint
 	yamllint --strict .
@@ -71,7 +71,7 @@ GET_PIP := $(HOME)/.ansible/test/cache/get_pip_24_2.py
 sanity: setup  ## ansible-test sanity on a copy of the collection, in local virtual environments (no Docker)
 	mkdir -p $(dir $(GET_PIP)) && cp tests/sanity/get_pip_stand_in.py $(GET_PIP)
 	rm -rf $(SANITY) && mkdir -p $(SANITY)
-	git ls-files -z --cached --others --exclude-standard | xargs -0 -I{} cp --parents {} $(SANITY)/
+	git ls-files -z --cached --others --exclude-standard | xargs -0 -I{} sh -c 'test ! -e "$$1" || cp --parents "$$1" $(SANITY)/' _ {}
 	cd $(SANITY) && ansible-test sanity --venv --python 3.11 --color no
 
 units: setup  ## Unit and property tests (pytest)
@@ -80,8 +80,14 @@ units: setup  ## Unit and property tests (pytest)
 molecule: setup lab-images  ## The Molecule scenarios on the VM lab and Docker (SCENARIOS=... to pick)
 	for scenario in $(SCENARIOS); do molecule test --scenario-name $$scenario || exit 1; done
 
+e2e: setup lab-images  ## End to end: enable, verify, disable on a 2-VM lab cluster (rke and kube-proxy stand-ins)
+	pytest -p no:cacheprovider -v -s tests/e2e
+
 bench: setup  ## Benchmarks: patch time against a ruamel.yaml round trip
 	python bench/bench_cluster_kubeproxy.py
+
+bench-playbooks: setup lab-images  ## Benchmark: enable and verify wall time and SSH round trips on the 2-VM lab
+	python bench/bench_playbooks.py
 
 bench-prereqs: setup lab-images  ## Benchmark: the prereqs role against the manual procedure on 1 and 3 lab VMs
 	python bench/bench_prereqs.py
@@ -93,11 +99,17 @@ package: build  ## Install the built tarball (no Galaxy: --no-deps) and render t
 	rm -rf $(BUILD)/installed
 	ansible-galaxy collection install --no-deps --force -p $(BUILD)/installed $(BUILD)/rkeops-ipvs-$$(sed -n 's/^version: //p' galaxy.yml).tar.gz
 	ANSIBLE_COLLECTIONS_PATH=$(BUILD)/installed ansible-doc -t module rkeops.ipvs.cluster_kubeproxy | grep -q 'services.kubeproxy'
-	for module in cluster_kubeproxy kernel_modules ipvs_node_info; do \
+	for module in cluster_kubeproxy kernel_modules ipvs_node_info kube_proxy_info; do \
 	  ANSIBLE_COLLECTIONS_PATH=$(BUILD)/installed ansible-doc --list rkeops.ipvs | grep "^rkeops.ipvs.$$module " || exit 1; done
 	ANSIBLE_COLLECTIONS_PATH=$(BUILD)/installed ansible-doc -t role rkeops.ipvs.prereqs | grep -q 'prereqs_ipvs_scheduler'
+	ANSIBLE_COLLECTIONS_PATH=$(BUILD)/installed ansible-doc -t inventory rkeops.ipvs.rke_cluster | grep -q 'cluster_yml'
+	for playbook in enable verify disable; do \
+	  test -f $(BUILD)/installed/ansible_collections/rkeops/ipvs/playbooks/$$playbook.yml || exit 1; done
 
-demo: setup  ## The main job on a local lab (see README)
+demo: setup lab-images  ## The main job on a local lab: rkeops.ipvs.enable end to end on 2 VMs (rke and kube-proxy stand-ins)
+	python tests/lab/demo_enable.py
+
+demo-patch: setup  ## A smaller demo: cluster_kubeproxy on a real third-party cluster.yml (diff, idempotence, undo)
 	ansible-playbook -i localhost, tests/demo/patch_cluster_yml.yml
 
 clean:  ## Remove build output (the cache in ~/.cache/rkeops-ipvs stays)

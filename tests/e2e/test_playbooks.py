@@ -1,0 +1,151 @@
+"""End to end: the enable, verify and disable playbooks on a 2-node lab cluster.
+
+Two lab VMs (tests/lab/lab.py, Debian bookworm, real kernel, real Docker engine) form the cluster; the admin host
+is this machine (localhost), holding cluster.yml, cluster.rkestate and the rke STAND-IN (tests/stand-ins/rke),
+which runs the kube-proxy STAND-IN (tests/stand-ins/kube-proxy) in a `kube-proxy` container on each VM. The
+playbooks target the nodes through the rkeops.ipvs.rke_cluster inventory plugin, reading that cluster.yml.
+
+The tests run in file order on the same cluster, each leaving it as the next one expects:
+check mode -> preflight failure -> enable (and again) -> verify alone -> fallback -> rke up failure -> disable.
+The cluster uses Kubernetes 1.24 semantics, where kube-proxy falls back to iptables when IPVS is not usable
+(the stand-in refuses to start instead from 1.26, which the unit tests of the log reader cover).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "lab"))
+from labcluster import NODES, SUCCESS, digest, lab_cluster  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with tempfile.TemporaryDirectory(prefix="rkeops-e2e-") as tmp, lab_cluster(Path(tmp)) as lab_cluster_:
+        yield lab_cluster_
+
+
+def test_the_lab_cluster_starts_in_iptables_mode(cluster):
+    for name in NODES:
+        assert '"Using iptables Proxier"' in cluster.kube_proxy_log(name)
+
+
+def test_check_mode_shows_the_diff_and_changes_nothing(cluster):
+    before = (digest(cluster.cluster_yml), digest(cluster.rkestate))
+    done, _elapsed = cluster.playbook("enable", "--check", "--diff")
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert re.search(r"^\+\s+proxy-mode: ipvs$", done.stdout, re.MULTILINE), done.stdout[-3000:]
+    assert (digest(cluster.cluster_yml), digest(cluster.rkestate)) == before
+    assert not cluster.backups.exists()
+    for name in NODES:
+        assert cluster.ssh(name, "test -e /etc/modules-load.d/rkeops-ipvs.conf", check=False).returncode != 0
+
+
+def test_node_without_ipvs_stops_enable_in_preflight(cluster):
+    cluster.break_ipvs("node2")
+    try:
+        before = (digest(cluster.cluster_yml), digest(cluster.rkestate))
+        done, _elapsed = cluster.playbook("enable")
+        assert done.returncode != 0
+        assert "cluster.yml was not touched: node2: node2: kernel" in done.stdout
+        assert "lacks the module(s) ip_vs, ip_vs_rr, ip_vs_wrr, ip_vs_sh" in done.stdout
+        assert (digest(cluster.cluster_yml), digest(cluster.rkestate)) == before
+        assert not cluster.backups.exists()
+    finally:
+        cluster.repair_ipvs("node2")
+
+
+def test_enable_switches_every_node_to_ipvs(cluster):
+    done, elapsed = cluster.playbook("enable")
+    assert done.returncode == 0, done.stdout[-4000:]
+    print(f"\nenable on the 2-node lab: {elapsed:.0f} s")
+    for name in NODES:
+        assert re.search(rf"{name}\s+ipvs\s+1\s+OK", done.stdout), done.stdout[-2000:]
+        log = cluster.kube_proxy_log(name)
+        assert '"Using ipvs Proxier"' in log
+        listing = cluster.ssh(name, "sudo ipvsadm -Ln").stdout
+        assert "TCP  10.43.0.1:443 rr" in listing
+    assert "proxy-mode: ipvs" in cluster.cluster_yml.read_text()
+    assert (cluster.cluster_yml.stat().st_mode & 0o777) == 0o600
+    logs = sorted(cluster.backups.glob("rke-up-*.log"))
+    assert len(logs) == 1 and SUCCESS in logs[0].read_text()
+    backups = sorted(p.name for p in cluster.backups.iterdir() if not p.name.endswith(".log"))
+    assert [name.split(".")[0] for name in backups] == ["cluster", "cluster"]
+    assert all((cluster.backups / name).stat().st_mode & 0o777 == 0o600 for name in backups)
+
+
+def test_second_enable_changes_nothing_and_skips_rke_up(cluster):
+    state = digest(cluster.rkestate)
+    done, _elapsed = cluster.playbook("enable")
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert digest(cluster.rkestate) == state
+    assert len(list(cluster.backups.glob("rke-up-*.log"))) == 1
+    assert re.search(r"skipping: \[localhost\]", done.stdout)
+
+
+def test_verify_alone_one_module_execution_per_node(cluster):
+    ssh_log = cluster.work / "ssh-verify.log"
+    done, elapsed = cluster.playbook("verify", ssh_log=ssh_log)
+    assert done.returncode == 0, done.stdout[-3000:]
+    ports = ssh_log.read_text().split()
+    per_node = {name: ports.count(str(vm["port"])) for name, vm in cluster.vms.items()}
+    print(f"\nverify on the 2-node lab: {elapsed:.0f} s, SSH round trips per node: {per_node}")
+    # One module execution per node when kube-proxy is already settled (plus interpreter discovery's one).
+    assert all(count <= 2 for count in per_node.values()), per_node
+
+
+def test_verify_names_the_node_that_fell_back(cluster):
+    cluster.break_ipvs("node2")
+    try:
+        done, _elapsed = cluster.playbook("verify", "-e", "ipvs_verify_retries=3", "-e", "ipvs_verify_delay=3")
+        assert done.returncode != 0
+        assert re.search(r"node1\s+ipvs\s+1\s+OK", done.stdout)
+        assert "kube-proxy is not in ipvs mode on node2 (kube-proxy fell back to iptables; kernel modules not loaded: ip_vs, ip_vs_rr" in done.stdout
+        assert "Can't use the IPVS proxier" in cluster.kube_proxy_log("node2")
+    finally:
+        cluster.repair_ipvs("node2")
+        cluster.ssh("node2", "docker restart kube-proxy >/dev/null")
+
+
+def test_failed_rke_up_reports_log_and_backups_and_loses_nothing(cluster):
+    text = cluster.cluster_yml.read_text()
+    # A second bind to /lib/modules, as in many copied guides: rke (and Docker) refuse a duplicate mount point.
+    broken = text.replace("  kubeproxy:\n", "  kubeproxy:\n    extra_binds:\n      - /usr/lib/modules:/lib/modules\n", 1)
+    cluster.cluster_yml.write_text(broken)
+    try:
+        done, _elapsed = cluster.playbook("enable", "-e", "ipvs_force_rke_up=true")
+        assert done.returncode != 0
+        assert "rke up failed (exit code 1)" in done.stdout
+        assert "Duplicate mount point" in done.stdout
+        assert "To roll back: copy both back over" in done.stdout
+        stamp = re.search(r"cluster\.yml\.(\d{8}T\d{6}Z)", done.stdout).group(1)
+        assert (cluster.backups / f"cluster.yml.{stamp}").read_text() == broken
+        assert (cluster.backups / f"cluster.rkestate.{stamp}").exists()
+        assert cluster.cluster_yml.read_text() == broken
+    finally:
+        cluster.cluster_yml.write_text(text)
+        healed = cluster.rke_up()
+        assert healed.returncode == 0, healed.stdout
+
+
+def test_disable_returns_every_node_to_iptables(cluster):
+    done, _elapsed = cluster.playbook("disable", "-e", "ipvs_cleanup=true")
+    assert done.returncode == 0, done.stdout[-4000:]
+    assert "proxy-mode" not in cluster.cluster_yml.read_text()
+    for name in NODES:
+        assert re.search(rf"{name}\s+iptables\s+\d+\s+OK", done.stdout), done.stdout[-2000:]
+        assert cluster.ssh(name, "ip link show kube-ipvs0", check=False).returncode != 0
+        assert cluster.ssh(name, "sudo ipvsadm -Sn").stdout.strip() == ""
+        assert cluster.ssh(name, "test -e /etc/modules-load.d/rkeops-ipvs.conf", check=False).returncode != 0
+        log = cluster.kube_proxy_log(name)
+        assert '"Using iptables Proxier"' in log
+        assert "Using ipvs Proxier" not in log
+    current = json.loads(cluster.rkestate.read_text())["currentState"]["rkeConfig"]
+    assert "proxy-mode" not in current["services"]["kubeproxy"]["extra_args"]

@@ -1,0 +1,156 @@
+"""A 2-node lab RKE cluster: two lab VMs, a cluster.yml on this machine (the admin host), the rke stand-in.
+
+Used by the end-to-end tests (tests/e2e) and by `make demo` (tests/lab/demo_enable.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import lab
+
+ROOT = Path(__file__).resolve().parents[2]
+STAND_INS = ROOT / "tests" / "stand-ins"
+NODES = ("node1", "node2")
+SUCCESS = "Finished building Kubernetes cluster successfully"
+# Counts ssh invocations per port (one per module execution with pipelining), then runs the real ssh.
+SSH_WRAPPER = """#!/bin/sh
+port=none; prev=
+for arg in "$@"; do
+  if [ "$prev" = "-o" ]; then case "$arg" in Port=*) port="${arg#Port=}";; esac; fi
+  prev="$arg"
+done
+echo "$port" >> "$RKEOPS_SSH_LOG"
+exec ssh "$@"
+"""
+
+
+class Cluster:
+    def __init__(self, work: Path, vms: list[dict]):
+        self.work = work
+        self.vms = {vm["instance"]: vm for vm in vms}
+        self.cluster_yml = work / "cluster.yml"
+        self.rkestate = work / "cluster.rkestate"
+        self.inventory = work / "cluster.rke_cluster.yml"
+        self.backups = work / "rkeops-ipvs-backups"
+
+    def ssh(self, name: str, command: str, check: bool = True) -> subprocess.CompletedProcess:
+        vm = self.vms[name]
+        cmd = lab.ssh_base(Path(vm["identity_file"]), vm["port"]) + [command]
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if check and done.returncode != 0:
+            raise AssertionError(f"{name}: {command}: {done.stderr}")
+        return done
+
+    def playbook(self, name: str, *args: str, ssh_log: Path | None = None, stream: bool = False) -> tuple[subprocess.CompletedProcess, float]:
+        """Run rkeops.ipvs.<name> against the cluster through the rke_cluster inventory plugin; (result, seconds)."""
+        env = dict(
+            os.environ,
+            ANSIBLE_HOST_KEY_CHECKING="False",
+            ANSIBLE_PIPELINING="True",
+            ANSIBLE_INVENTORY_UNPARSED_FAILED="True",
+            ANSIBLE_NOCOLOR="1",
+            # JSON keeps each message on one line for the tests; YAML reads better on a terminal.
+            ANSIBLE_CALLBACK_RESULT_FORMAT="yaml" if stream else "json",
+            ANSIBLE_PYTHON_INTERPRETER="auto_silent",
+        )
+        env.setdefault("ANSIBLE_COLLECTIONS_PATH", str(ROOT / "build" / "collections"))
+        if ssh_log is not None:
+            env["ANSIBLE_SSH_EXECUTABLE"] = str(self.work / "ssh-counter")
+            env["RKEOPS_SSH_LOG"] = str(ssh_log)
+        cmd = ["ansible-playbook", f"rkeops.ipvs.{name}", "-i", str(self.inventory)]
+        cmd += ["-e", f"ipvs_cluster_yml={self.cluster_yml}", "-e", f"ipvs_rke={STAND_INS / 'rke'}", *args]
+        started = time.monotonic()
+        done = subprocess.run(cmd, capture_output=not stream, text=True, env=env, cwd=self.work, check=False)
+        elapsed = time.monotonic() - started
+        if not stream:
+            (self.work / f"last-{name}.log").write_text(done.stdout + done.stderr)
+        return done, elapsed
+
+    def rke_up(self) -> subprocess.CompletedProcess:
+        return subprocess.run([str(STAND_INS / "rke"), "up", "--config", str(self.cluster_yml)], capture_output=True, text=True, check=False)
+
+    def kube_proxy_log(self, name: str) -> str:
+        done = self.ssh(name, "docker logs kube-proxy 2>&1")
+        return done.stdout
+
+    def break_ipvs(self, name: str) -> None:
+        """Take the IPVS modules away from a node: unload them and remove them from its module tree."""
+        self.ssh(
+            name,
+            "sudo sh -c 'docker stop kube-proxy >/dev/null 2>&1; ipvsadm -C 2>/dev/null; ip link delete kube-ipvs0 2>/dev/null; "
+            "r=$(uname -r); modprobe -r ip_vs_rr ip_vs_wrr ip_vs_sh ip_vs 2>/dev/null; "
+            "mv /lib/modules/$r/kernel/net/netfilter/ipvs /root/ipvs-moved; depmod $r; "
+            "docker start kube-proxy >/dev/null 2>&1; true'",
+        )
+
+    def repair_ipvs(self, name: str) -> None:
+        self.ssh(
+            name,
+            "sudo sh -c 'r=$(uname -r); mv /root/ipvs-moved /lib/modules/$r/kernel/net/netfilter/ipvs; depmod $r; "
+            "modprobe -a ip_vs ip_vs_rr ip_vs_wrr ip_vs_sh'",
+        )
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def write_cluster_yml(cluster: Cluster) -> None:
+    lines = [
+        "# Lab cluster for the rkeops.ipvs end-to-end tests (two QEMU VMs behind 127.0.0.1).",
+        "kubernetes_version: v1.24.17-rancher1-1",
+        f"ssh_key_path: {cluster.vms['node1']['identity_file']}",
+        "nodes:",
+    ]
+    for name, vm in cluster.vms.items():
+        roles = "[controlplane, etcd, worker]" if name == "node1" else "[worker]"
+        lines += [
+            "  - address: 127.0.0.1",
+            f'    port: "{vm["port"]}"',
+            "    user: lab",
+            f"    hostname_override: {name}",
+            "    internal_address: 10.0.2.15",
+            f"    role: {roles}",
+        ]
+    lines += [
+        "services:",
+        "  kube-api:",
+        "    # the kubernetes service gets the first address: 10.43.0.1",
+        "    service_cluster_ip_range: 10.43.0.0/16",
+        "  kubeproxy:",
+        "    extra_args:",
+        "      v: 2",
+    ]
+    cluster.cluster_yml.write_text("\n".join(lines) + "\n")
+    cluster.cluster_yml.chmod(0o600)
+
+
+@contextlib.contextmanager
+def lab_cluster(work: Path, suite: str = "bookworm", keep: bool = False):
+    """Boot the VMs, start Docker on them, write cluster.yml and the inventory source, run the first rke up."""
+    image = lab.build_image(suite)
+    vms = [lab.boot(image, work / "vms", name, 1024) for name in NODES]
+    try:
+        for vm in vms:
+            lab.wait_ssh(vm, 300)
+        cluster = Cluster(work, vms)
+        for name in NODES:
+            cluster.ssh(name, "sudo systemctl start docker")
+        write_cluster_yml(cluster)
+        cluster.inventory.write_text(f"plugin: rkeops.ipvs.rke_cluster\ncluster_yml: {cluster.cluster_yml.name}\n")
+        (work / "ssh-counter").write_text(SSH_WRAPPER)
+        (work / "ssh-counter").chmod(0o755)
+        first = cluster.rke_up()
+        if first.returncode != 0 or SUCCESS not in first.stdout:
+            raise RuntimeError("the first rke up (stand-in) failed:\n" + first.stdout + first.stderr)
+        yield cluster
+    finally:
+        if not keep:
+            for vm in vms:
+                lab.stop(work / "vms", vm["instance"])
