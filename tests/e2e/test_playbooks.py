@@ -46,6 +46,10 @@ def test_check_mode_shows_the_diff_and_changes_nothing(cluster):
     assert not cluster.backups.exists()
     for name in NODES:
         assert cluster.ssh(name, "test -e /etc/modules-load.d/rkeops-ipvs.conf", check=False).returncode != 0
+        for package in ("ipset", "ipvsadm"):
+            status = cluster.ssh(name, f"dpkg-query --show --showformat='${{Status}}' {package}", check=False).stdout
+            assert "install ok installed" not in status
+        assert "ip_vs " not in cluster.ssh(name, "cat /proc/modules").stdout
 
 
 def test_node_without_ipvs_stops_enable_in_preflight(cluster):
