@@ -94,6 +94,19 @@ def test_second_enable_changes_nothing_and_skips_rke_up(cluster):
     assert re.search(r"skipping: \[localhost\]", done.stdout)
 
 
+def container_ids(cluster):
+    return {name: cluster.ssh(name, "docker inspect --format '{{.Id}}' kube-proxy").stdout.strip() for name in NODES}
+
+
+def test_update_only_leaves_existing_kube_proxies_alone(cluster):
+    # Why enable never passes --update-only: rke (and its stand-in) only deploys to nodes not yet in cluster.rkestate.
+    before = container_ids(cluster)
+    done = cluster.rke_up("--update-only")
+    assert done.returncode == 0, done.stdout
+    assert "deploying to 0 new node(s)" in done.stdout
+    assert container_ids(cluster) == before
+
+
 def test_verify_alone_one_module_execution_per_node(cluster):
     ssh_log = cluster.work / "ssh-verify.log"
     done, elapsed = cluster.playbook("verify", ssh_log=ssh_log)
@@ -140,14 +153,18 @@ def test_failed_rke_up_reports_log_and_backups_and_loses_nothing(cluster):
 
 
 def test_disable_returns_every_node_to_iptables(cluster):
-    done, _elapsed = cluster.playbook("disable", "-e", "ipvs_cleanup=true")
+    done, _elapsed = cluster.playbook("disable", "-e", "ipvs_cleanup=true", "-e", "ipvs_remove_packages=true")
     assert done.returncode == 0, done.stdout[-4000:]
     assert "proxy-mode" not in cluster.cluster_yml.read_text()
     for name in NODES:
         assert re.search(rf"{name}\s+iptables\s+\d+\s+OK", done.stdout), done.stdout[-2000:]
         assert cluster.ssh(name, "ip link show kube-ipvs0", check=False).returncode != 0
-        assert cluster.ssh(name, "sudo ipvsadm -Sn").stdout.strip() == ""
+        assert not [line for line in cluster.ssh(name, "cat /proc/net/ip_vs").stdout.splitlines() if line.startswith("TCP")]
         assert cluster.ssh(name, "test -e /etc/modules-load.d/rkeops-ipvs.conf", check=False).returncode != 0
+        # The role installed both packages on this lab node (recorded in its file), so both go.
+        for package in ("ipset", "ipvsadm"):
+            status = cluster.ssh(name, f"dpkg-query --show --showformat='${{Status}}' {package}", check=False).stdout
+            assert "install ok installed" not in status
         log = cluster.kube_proxy_log(name)
         assert '"Using iptables Proxier"' in log
         assert "Using ipvs Proxier" not in log

@@ -72,8 +72,9 @@ class Cluster:
             (self.work / f"last-{name}.log").write_text(done.stdout + done.stderr)
         return done, elapsed
 
-    def rke_up(self) -> subprocess.CompletedProcess:
-        return subprocess.run([str(STAND_INS / "rke"), "up", "--config", str(self.cluster_yml)], capture_output=True, text=True, check=False)
+    def rke_up(self, *flags: str) -> subprocess.CompletedProcess:
+        """The rke stand-in on the admin host, as an operator would run rke."""
+        return subprocess.run([str(STAND_INS / "rke"), "up", *flags, "--config", str(self.cluster_yml)], capture_output=True, text=True, check=False)
 
     def kube_proxy_log(self, name: str) -> str:
         done = self.ssh(name, "docker logs kube-proxy 2>&1")
