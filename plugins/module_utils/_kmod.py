@@ -15,7 +15,18 @@ HEADER = (
     "# systemd-modules-load.service loads them at boot. Local edits are overwritten.",
 )
 PACKAGES_TAG = "# installed-packages:"
+# Commands run by the modules speak English, so that their output can be read.
+C_LOCALE = dict(LANG="C", LC_ALL="C", LC_MESSAGES="C")
 _VERSION = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?")
+
+
+def read_text(path: str) -> str | None:
+    """A text file's content, or None when it cannot be read (missing, unreadable, or not in this kernel)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return handle.read()
+    except OSError:
+        return None
 
 
 def normalize(name: str) -> str:

@@ -191,6 +191,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.rkeops.ipvs.plugins.module_utils._kmod import (
+    C_LOCALE,
     distribution,
     kernel_version,
     normalize,
@@ -199,19 +200,10 @@ from ansible_collections.rkeops.ipvs.plugins.module_utils._kmod import (
     parse_os_release,
     parse_persist_file,
     parse_proc_modules,
+    read_text,
     unique,
     version_below,
 )
-
-C_LOCALE = dict(LANG="C", LC_ALL="C", LC_MESSAGES="C")
-
-
-def read_text(path: str) -> str | None:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            return handle.read()
-    except OSError:
-        return None
 
 
 def container_runtime() -> str:

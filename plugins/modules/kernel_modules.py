@@ -125,22 +125,14 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.rkeops.ipvs.plugins.module_utils._kmod import (
+    C_LOCALE,
     normalize,
     parse_modules_builtin,
     parse_proc_modules,
+    read_text,
     render_persist_file,
     unique,
 )
-
-C_LOCALE = dict(LANG="C", LC_ALL="C", LC_MESSAGES="C")
-
-
-def read_text(path: str) -> str | None:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
 
 
 def kernel_has(release: str) -> tuple[set[str], set[str]]:

@@ -131,14 +131,13 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.urls import open_url
 
+from ansible_collections.rkeops.ipvs.plugins.module_utils._kmod import C_LOCALE
 from ansible_collections.rkeops.ipvs.plugins.module_utils._kubeproxy_status import (
     kubernetes_service,
     problems,
     read_log,
     virtual_servers,
 )
-
-C_LOCALE = dict(LANG="C", LC_ALL="C", LC_MESSAGES="C")
 
 
 def inspect_container(module: AnsibleModule, docker: str | None, name: str) -> dict:
