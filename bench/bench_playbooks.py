@@ -19,6 +19,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests" / "lab"))
+import lab  # noqa: E402
 from labcluster import lab_cluster  # noqa: E402
 
 
@@ -34,8 +35,7 @@ def main() -> int:
         done, elapsed = cluster.playbook("verify", ssh_log=ssh_log)
         if done.returncode != 0:
             sys.exit("verify failed:\n" + done.stdout[-3000:])
-        ports = ssh_log.read_text().split()
-        per_node = ", ".join(f"{name}: {ports.count(str(vm['port']))}" for name, vm in cluster.vms.items())
+        per_node = ", ".join(f"{name}: {count}" for name, count in lab.ssh_round_trips(ssh_log, list(cluster.vms.values())).items())
         rows.append(("verify", elapsed, per_node))
     print("| playbook (2-node lab) | wall time | SSH round trips per node |")
     print("|---|---:|---|")

@@ -57,19 +57,6 @@ PLAYBOOK = """\
   roles:
     - rkeops.ipvs.prereqs
 """
-# Counts ssh invocations per port, then runs the real ssh.
-SSH_WRAPPER = """#!/bin/sh
-port=none
-prev=
-for arg in "$@"; do
-  if [ "$prev" = "-p" ]; then port="$arg"; fi
-  if [ "$prev" = "-o" ]; then case "$arg" in Port=*) port="${arg#Port=}";; esac; fi
-  case "$arg" in -oPort=*) port="${arg#-oPort=}";; esac
-  prev="$arg"
-done
-echo "$port" >> "$RKEOPS_SSH_LOG"
-exec ssh "$@"
-"""
 
 
 def on_nodes(vms: list[dict], script: str) -> float:
@@ -109,7 +96,7 @@ def inventory(vms: list[dict], path: Path) -> None:
 def playbook(work: Path, vms: list[dict], ssh_log: Path) -> float:
     inv = work / f"inventory-{len(vms)}.json"
     inventory(vms, inv)
-    env = dict(os.environ, ANSIBLE_PIPELINING="1", ANSIBLE_SSH_EXECUTABLE=str(work / "ssh"), RKEOPS_SSH_LOG=str(ssh_log))
+    env = dict(os.environ, ANSIBLE_PIPELINING="1", **lab.ssh_counter_env(work, ssh_log))
     env.setdefault("ANSIBLE_COLLECTIONS_PATH", str(ROOT / "build" / "collections"))
     started = time.monotonic()
     done = subprocess.run(["ansible-playbook", "-i", str(inv), str(work / "site.yml")], capture_output=True, text=True, env=env, check=False)
@@ -126,8 +113,6 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="rkeops-bench-") as tmp:
         work = Path(tmp)
         (work / "site.yml").write_text(PLAYBOOK)
-        (work / "ssh").write_text(SSH_WRAPPER)
-        (work / "ssh").chmod(0o755)
         image = lab.build_image(args.image)
         names = ["bench1", "bench2", "bench3"]
         vms = [lab.boot(image, work / "vms", name, 1024) for name in names]
@@ -146,8 +131,7 @@ def main() -> None:
                 ssh_log = work / f"ssh-idempotent-{count}.log"
                 idempotent = playbook(work, nodes, ssh_log)
                 on_nodes(nodes, UNDO)
-                ports = ssh_log.read_text().split()
-                per_node = max(ports.count(str(vm["port"])) for vm in nodes)
+                per_node = max(lab.ssh_round_trips(ssh_log, nodes).values())
                 rows.append((count, baseline, converge, idempotent, per_node))
                 print(f"{count} node(s) measured", file=sys.stderr)
         finally:

@@ -29,6 +29,13 @@ def read_text(path: str) -> str | None:
         return None
 
 
+def running_kernel_modules(release: str) -> tuple[set[str], set[str]]:
+    """(loaded, built in) module names of the running kernel: /proc/modules, then its modules.builtin."""
+    loaded = parse_proc_modules(read_text("/proc/modules") or "")
+    builtin = parse_modules_builtin(read_text("/lib/modules/%s/modules.builtin" % release) or "")
+    return loaded, builtin
+
+
 def normalize(name: str) -> str:
     """Module names are the same with '-' or '_' (the kernel and kmod treat them alike)."""
     return name.strip().replace("-", "_")

@@ -241,11 +241,11 @@ msg:
 
 import errno
 import os
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.common.text.converters import to_bytes, to_native
+from ansible.module_utils.common.text.converters import to_native
 
+from ansible_collections.rkeops.ipvs.plugins.module_utils._files import write_atomically
 from ansible_collections.rkeops.ipvs.plugins.module_utils._kubeproxy import SCHEDULERS, RequestError, build_request, patch
 from ansible_collections.rkeops.ipvs.plugins.module_utils._yamledit import HAS_YAML, YAML_IMPORT_ERROR, YamlEditError
 
@@ -298,21 +298,10 @@ def read_file(module, path):
 
 
 def write_file(module, real, text):
-    """Write through a temporary file in the target's directory, then rename into place."""
-    directory = os.path.dirname(real)
-    fd, tmp = tempfile.mkstemp(prefix=".cluster_kubeproxy.", dir=directory)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(to_bytes(text, encoding="utf-8"))
+        write_atomically(module, real, text, ".cluster_kubeproxy.", unsafe_writes=module.params["unsafe_writes"])
     except OSError as exc:
-        os.remove(tmp)
-        module.fail_json(msg="%s: cannot write a temporary file in %s (%s); file unchanged" % (real, directory, to_native(exc)))
-    try:
-        module.atomic_move(tmp, real, unsafe_writes=module.params["unsafe_writes"])
-    finally:
-        # atomic_move fails through fail_json (SystemExit): never leave the temporary behind.
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        module.fail_json(msg="%s: cannot write a temporary file in %s (%s); file unchanged" % (real, os.path.dirname(real), to_native(exc)))
 
 
 def describe(before, after, changed):

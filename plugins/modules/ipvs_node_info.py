@@ -196,11 +196,10 @@ from ansible_collections.rkeops.ipvs.plugins.module_utils._kmod import (
     kernel_version,
     normalize,
     os_family,
-    parse_modules_builtin,
     parse_os_release,
     parse_persist_file,
-    parse_proc_modules,
     read_text,
+    running_kernel_modules,
     unique,
     version_below,
 )
@@ -228,10 +227,8 @@ class Probe:
         self.module = module
         self.release = release
         self.modules_dir = os.path.join("/lib/modules", release)
-        proc = read_text("/proc/modules")
-        self.proc_modules = proc is not None
-        self.loaded = parse_proc_modules(proc or "")
-        self.builtin = parse_modules_builtin(read_text(os.path.join(self.modules_dir, "modules.builtin")) or "")
+        self.proc_modules = os.path.exists("/proc/modules")
+        self.loaded, self.builtin = running_kernel_modules(release)
         self.modinfo = module.get_bin_path("modinfo", opt_dirs=["/usr/sbin", "/sbin"])
 
     def resolve(self, name: str) -> str | None:

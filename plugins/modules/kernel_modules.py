@@ -119,27 +119,19 @@ persist_changed:
 """
 
 import os
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
+from ansible_collections.rkeops.ipvs.plugins.module_utils._files import write_atomically
 from ansible_collections.rkeops.ipvs.plugins.module_utils._kmod import (
     C_LOCALE,
     normalize,
-    parse_modules_builtin,
-    parse_proc_modules,
     read_text,
     render_persist_file,
+    running_kernel_modules,
     unique,
 )
-
-
-def kernel_has(release: str) -> tuple[set[str], set[str]]:
-    """(loaded, built in) module names of the running kernel."""
-    loaded = parse_proc_modules(read_text("/proc/modules") or "")
-    builtin = parse_modules_builtin(read_text(os.path.join("/lib/modules", release, "modules.builtin")) or "")
-    return loaded, builtin
 
 
 def where(names: list[str], loaded: set[str], builtin: set[str]) -> dict[str, str]:
@@ -158,15 +150,7 @@ def write_persist_file(module: AnsibleModule, path: str, content: str) -> None:
     # Minimal images may lack /etc/modules-load.d until systemd is installed; it is a plain 0755 directory.
     if not os.path.isdir(directory):
         os.makedirs(directory, mode=0o755)
-    fd, tmp = tempfile.mkstemp(prefix=".rkeops-ipvs-", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(content)
-        os.chmod(tmp, 0o644)
-        module.atomic_move(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_atomically(module, path, content, ".rkeops-ipvs-", mode=0o644)
 
 
 def main():
@@ -190,7 +174,7 @@ def main():
         module.fail_json(msg="not a kernel module name: %s" % ", ".join(bad))
     path = params["persist_file"]
     release = os.uname()[2]
-    loaded, builtin = kernel_has(release)
+    loaded, builtin = running_kernel_modules(release)
     result = dict(changed=False, loaded=[], unloaded=[], persist_file=path, persist_changed=False)
 
     before = read_text(path) if os.path.exists(path) else None
@@ -204,7 +188,7 @@ def main():
                 run_modprobe(module, ["--dry-run", "--all"] + missing, "modprobe --dry-run")
             else:
                 run_modprobe(module, ["--all"] + missing, "modprobe")
-                loaded, builtin = kernel_has(release)
+                loaded, builtin = running_kernel_modules(release)
                 absent = [name for name in missing if name not in loaded and name not in builtin]
                 if absent:
                     module.fail_json(msg="modprobe succeeded but /proc/modules lacks %s on %s (kernel %s)" % (", ".join(absent), os.uname()[1], release))
@@ -216,11 +200,10 @@ def main():
             if to_unload:
                 result["unloaded"] = to_unload
                 result["changed"] = True
-                what = "modprobe --remove --dry-run" if module.check_mode else "modprobe --remove"
                 flags = ["--remove", "--dry-run"] if module.check_mode else ["--remove"]
-                run_modprobe(module, flags + ["--all"] + to_unload, what)
+                run_modprobe(module, flags + ["--all"] + to_unload, "modprobe " + " ".join(flags))
                 if not module.check_mode:
-                    loaded, builtin = kernel_has(release)
+                    loaded, builtin = running_kernel_modules(release)
 
     if before != after:
         result["changed"] = result["persist_changed"] = True

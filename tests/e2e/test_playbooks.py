@@ -23,6 +23,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "lab"))
+import lab  # noqa: E402
 from labcluster import NODES, SUCCESS, digest, lab_cluster  # noqa: E402
 
 
@@ -111,8 +112,7 @@ def test_verify_alone_one_module_execution_per_node(cluster):
     ssh_log = cluster.work / "ssh-verify.log"
     done, elapsed = cluster.playbook("verify", ssh_log=ssh_log)
     assert done.returncode == 0, done.stdout[-3000:]
-    ports = ssh_log.read_text().split()
-    per_node = {name: ports.count(str(vm["port"])) for name, vm in cluster.vms.items()}
+    per_node = lab.ssh_round_trips(ssh_log, list(cluster.vms.values()))
     print(f"\nverify on the 2-node lab: {elapsed:.0f} s, SSH round trips per node: {per_node}")
     # One module execution per node when kube-proxy is already settled (plus interpreter discovery's one).
     assert all(count <= 2 for count in per_node.values()), per_node

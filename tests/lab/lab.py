@@ -207,6 +207,35 @@ def ssh_base(key: Path, port: int) -> list[str]:
     ]
 
 
+# An ssh wrapper that logs the port of every invocation, then runs the real ssh: with pipelining, Ansible makes
+# one ssh invocation per module execution, so the log counts SSH round trips per node.
+SSH_COUNTER = """#!/bin/sh
+port=none; prev=
+for arg in "$@"; do
+  if [ "$prev" = "-p" ]; then port="$arg"; fi
+  if [ "$prev" = "-o" ]; then case "$arg" in Port=*) port="${arg#Port=}";; esac; fi
+  prev="$arg"
+done
+echo "$port" >> "$RKEOPS_SSH_LOG"
+exec ssh "$@"
+"""
+
+
+def ssh_counter_env(work: Path, log: Path) -> dict:
+    """Environment for ansible-playbook that routes ssh through the counting wrapper, writing to `log`."""
+    wrapper = work / "ssh-counter"
+    if not wrapper.exists():
+        wrapper.write_text(SSH_COUNTER)
+        wrapper.chmod(0o755)
+    return {"ANSIBLE_SSH_EXECUTABLE": str(wrapper), "RKEOPS_SSH_LOG": str(log)}
+
+
+def ssh_round_trips(log: Path, vms: list[dict]) -> dict[str, int]:
+    """SSH invocations per VM name in a counter log."""
+    ports = log.read_text().split() if log.exists() else []
+    return {vm["instance"]: ports.count(str(vm["port"])) for vm in vms}
+
+
 def vm_dir(state: Path, name: str) -> Path:
     return state / name
 

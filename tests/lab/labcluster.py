@@ -18,16 +18,6 @@ ROOT = Path(__file__).resolve().parents[2]
 STAND_INS = ROOT / "tests" / "stand-ins"
 NODES = ("node1", "node2")
 SUCCESS = "Finished building Kubernetes cluster successfully"
-# Counts ssh invocations per port (one per module execution with pipelining), then runs the real ssh.
-SSH_WRAPPER = """#!/bin/sh
-port=none; prev=
-for arg in "$@"; do
-  if [ "$prev" = "-o" ]; then case "$arg" in Port=*) port="${arg#Port=}";; esac; fi
-  prev="$arg"
-done
-echo "$port" >> "$RKEOPS_SSH_LOG"
-exec ssh "$@"
-"""
 
 
 class Cluster:
@@ -61,8 +51,7 @@ class Cluster:
         )
         env.setdefault("ANSIBLE_COLLECTIONS_PATH", str(ROOT / "build" / "collections"))
         if ssh_log is not None:
-            env["ANSIBLE_SSH_EXECUTABLE"] = str(self.work / "ssh-counter")
-            env["RKEOPS_SSH_LOG"] = str(ssh_log)
+            env.update(lab.ssh_counter_env(self.work, ssh_log))
         cmd = ["ansible-playbook", f"rkeops.ipvs.{name}", "-i", str(self.inventory)]
         cmd += ["-e", f"ipvs_cluster_yml={self.cluster_yml}", "-e", f"ipvs_rke={STAND_INS / 'rke'}", *args]
         started = time.monotonic()
@@ -145,8 +134,6 @@ def lab_cluster(work: Path, suite: str = "bookworm", keep: bool = False):
             cluster.ssh(name, "sudo systemctl start docker")
         write_cluster_yml(cluster)
         cluster.inventory.write_text(f"plugin: rkeops.ipvs.rke_cluster\ncluster_yml: {cluster.cluster_yml.name}\n")
-        (work / "ssh-counter").write_text(SSH_WRAPPER)
-        (work / "ssh-counter").chmod(0o755)
         first = cluster.rke_up()
         if first.returncode != 0 or SUCCESS not in first.stdout:
             raise RuntimeError("the first rke up (stand-in) failed:\n" + first.stdout + first.stderr)
