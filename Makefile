@@ -10,10 +10,13 @@ BIN := $(VENV)/bin
 BUILD := $(CURDIR)/build
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(BUILD)/collections
+# Plain logs: no terminal colour codes from Ansible, Molecule, ansible-lint (NO_COLOR) or pytest (PY_COLORS).
 export ANSIBLE_NOCOLOR := 1
+export NO_COLOR := 1
+export PY_COLORS := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: bench-playbooks demo-patch help setup lab-deps docker-up lab-images test lint sanity units molecule e2e bench bench-prereqs build package demo collection clean
+.PHONY: bench-playbooks demo-patch help setup lab-deps docker-up lab-images test lint sanity units setup-test molecule e2e bench bench-prereqs build package demo collection clean
 LAB := $(PYTHON) tests/lab/lab.py
 # The Molecule scenarios `make test` runs (molecule/<name>), in this order.
 SCENARIOS ?= default missing-ipvs docker
@@ -21,28 +24,20 @@ SCENARIOS ?= default missing-ipvs docker
 help:  ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-$(VENV)/.installed: requirements/test.txt requirements/constraints.txt
+$(VENV)/.installed: requirements/test.txt requirements/constraints.txt | lab-deps
 	$(PYTHON) -m venv --clear $(VENV)
 	$(BIN)/pip install --quiet -r requirements/test.txt -c requirements/constraints.txt
 	touch $@
 
-setup: $(VENV)/.installed collection lab-deps  ## Install everything: pinned tools in a venv, the lab's Debian packages
+setup: lab-deps $(VENV)/.installed collection  ## Install everything: the host tools the lab needs (apt), pinned Python tools in a venv
 
-# Debian packages for the VM lab and the Docker scenario (apt; root or sudo). Skipped when all are there.
-LAB_TOOLS := qemu-system-x86_64 qemu-img mmdebstrap mkfs.ext4 dockerd ssh
-lab-deps:  ## Install the lab's Debian packages (QEMU, mmdebstrap, e2fsprogs, docker.io, ssh client)
-	@if ! command -v $(LAB_TOOLS) >/dev/null 2>&1; then \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends \
-	    qemu-system-x86 qemu-utils mmdebstrap e2fsprogs docker.io openssh-client >/dev/null; \
-	fi
+# The host's tools for the VM lab and the Docker scenario, checked one by one (tests/lab/host-deps.sh lists
+# them with their Debian packages); apt-get installs only the missing ones (root or sudo).
+lab-deps:  ## Install the host tools the lab needs and are missing (QEMU, mmdebstrap, e2fsprogs, docker.io, ssh)
+	@bash tests/lab/host-deps.sh
 
 docker-up: lab-deps  ## Start the Docker engine if it is not running (the Docker scenario needs it)
-	@docker info >/dev/null 2>&1 || { mkdir -p $(CACHE); \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO sh -c 'nohup dockerd >$(CACHE)/dockerd.log 2>&1 &'; \
-	  for i in $$(seq 60); do docker info >/dev/null 2>&1 && exit 0; sleep 1; done; \
-	  echo "dockerd did not start; see $(CACHE)/dockerd.log" >&2; exit 1; }
+	@bash tests/lab/docker-up.sh $(CACHE)/dockerd.log
 
 lab-images: lab-deps docker-up  ## Build (or reuse from the cache) the lab's VM images and its Docker image
 	$(LAB) image bookworm
@@ -54,7 +49,7 @@ collection:
 	ln -sfn $(CURDIR) $(BUILD)/collections/ansible_collections/rkeops/ipvs
 
 test: setup  ## Run every test: lint, ansible-test sanity, unit tests, package check, Molecule scenarios, end to end
-	$(MAKE) --no-print-directory lint sanity units package molecule e2e
+	$(MAKE) --no-print-directory lint sanity units package setup-test molecule e2e
 
 lint: setup  ## yamllint, ruff (check and format), ansible-lint
 	yamllint --strict .
@@ -76,6 +71,9 @@ sanity: setup  ## ansible-test sanity on a copy of the collection, in local virt
 
 units: setup  ## Unit and property tests (pytest)
 	pytest tests/unit
+
+setup-test: setup docker-up  ## The set-up from nothing: make setup in a pristine Debian 12 container must install every tool
+	pytest -p no:cacheprovider -v tests/setup
 
 molecule: setup lab-images  ## The Molecule scenarios on the VM lab and Docker (SCENARIOS=... to pick)
 	for scenario in $(SCENARIOS); do molecule test --scenario-name $$scenario || exit 1; done

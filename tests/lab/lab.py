@@ -4,8 +4,10 @@ The host kernel has no IPVS (and containers share it), so everything that really
 runs here, in VMs under QEMU's software emulation, reached only through 127.0.0.1 forwarded ports.
 
   python3 tests/lab/lab.py image bookworm        build (or reuse) the image; prints its directory
-  python3 tests/lab/lab.py rootfs-tar bookworm   build (or reuse) a small rootfs tarball for `docker import`
-  python3 tests/lab/lab.py docker-image bookworm import it as rkeops-ipvs-lab:bookworm (once per recipe)
+  python3 tests/lab/lab.py rootfs-tar bookworm [--flavour node|fresh]
+                                                 build (or reuse) a small rootfs tarball for `docker import`
+  python3 tests/lab/lab.py docker-image bookworm [--flavour node|fresh]
+                                                 import it as rkeops-ipvs-lab:bookworm[-fresh] (once per recipe)
   python3 tests/lab/lab.py up --state DIR [--image SUITE] NAME[:SUITE]...
                                                  boot clean VMs, wait for SSH, print JSON login facts
   python3 tests/lab/lab.py down --state DIR [NAME...]
@@ -38,7 +40,7 @@ MIRROR = os.environ.get("RKEOPS_LAB_MIRROR", "http://deb.debian.org/debian")
 LAB_USER = "lab"
 
 # What a lab node has before the role runs. ipset and ipvsadm are left out on purpose: the role installs
-# them. docker.io is baked in because installing it under emulation takes minutes (LAB.md); the
+# them. docker.io is baked in because installing it under emulation takes minutes (docs/lab.md); the
 # playbooks' end-to-end tests run kube-proxy's stand-in in it. python3-apt saves Ansible's apt module from
 # installing it on every first run; libnss-myhostname resolves the hostname
 # each VM gets at boot (sudo wants it); sudo lets the lab user become root as on a real node.
@@ -58,8 +60,14 @@ VM_PACKAGES = [
     "libnss-myhostname",
     "docker.io",
 ]
-# The Docker scenario's image: what Ansible needs to manage a Debian container.
-ROOTFS_PACKAGES = ["python3", "python3-apt", "kmod"]
+# Container images, built with mmdebstrap and `docker import` (no registry is reachable from the lab):
+# - node: the Docker scenario's image, what Ansible needs to manage a Debian container;
+# - fresh: a new machine of the project's kind for the set-up test (tests/setup): Python, make, git, the ssh
+#   client and e2fsprogs, none of the lab's tools, and no apt lists, as on a fresh image.
+ROOTFS_PACKAGES = {
+    "node": ["python3", "python3-apt", "kmod"],
+    "fresh": ["python3", "make", "git", "openssh-client", "e2fsprogs", "ca-certificates"],
+}
 SUITES = ("bookworm", "trixie")
 # Bump when the build steps below change in a way the lists above do not show.
 RECIPE_VERSION = 3
@@ -85,7 +93,7 @@ def run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
 def need(*tools: str) -> None:
     missing = [t for t in tools if shutil.which(t) is None]
     if missing:
-        sys.exit(f"lab: missing {', '.join(missing)}; run `make lab-deps` (apt installs qemu-system-x86, qemu-utils, mmdebstrap, e2fsprogs)")
+        sys.exit(f"lab: missing {', '.join(missing)}; run `make setup` (tests/lab/host-deps.sh installs each missing tool with apt)")
 
 
 def check_suite(suite: str) -> None:
@@ -93,11 +101,12 @@ def check_suite(suite: str) -> None:
         sys.exit(f"lab: unknown suite {suite!r}; known: {', '.join(SUITES)}")
 
 
-def mmdebstrap(suite: str, packages: list[str], target: Path, hooks: list[str]) -> None:
+def mmdebstrap(suite: str, packages: list[str], target: Path, hooks: list[str], keep_lists: bool = True) -> None:
     cmd = ["mmdebstrap", "--quiet", "--variant=apt", "--include=" + ",".join(packages)]
     cmd += [f"--customize-hook={hook}" for hook in hooks]
-    # The lists stay in the image so `apt-get install` works before the first `apt-get update`.
-    cmd += ["--skip=cleanup/apt/lists", suite, str(target), MIRROR]
+    # With keep_lists, the lists stay in the image so `apt-get install` works before the first `apt-get update`.
+    cmd += ["--skip=cleanup/apt/lists"] if keep_lists else []
+    cmd += [suite, str(target), MIRROR]
     run(cmd)
 
 
@@ -144,18 +153,19 @@ def build_image(suite: str) -> Path:
     return out
 
 
-def build_rootfs_tar(suite: str) -> Path:
+def build_rootfs_tar(suite: str, flavour: str = "node") -> Path:
     """A small rootfs tarball for `docker import` (no registry is reachable from the lab)."""
     check_suite(suite)
-    out = CACHE / f"{suite}-rootfs-{recipe_hash('tar', suite, ROOTFS_PACKAGES)}"
+    packages = ROOTFS_PACKAGES[flavour]
+    out = CACHE / f"{suite}-rootfs-{flavour}-{recipe_hash('tar-' + flavour, suite, packages)}"
     tar = out / "rootfs.tar"
     if (out / "ready").exists():
         return tar
     need("mmdebstrap")
-    log(f"building the {suite} rootfs tarball in {out}")
+    log(f"building the {suite} {flavour} rootfs tarball in {out}")
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    mmdebstrap(suite, ROOTFS_PACKAGES, tar, [])
+    mmdebstrap(suite, packages, tar, [], keep_lists=flavour == "node")
     (out / "ready").touch()
     return tar
 
@@ -163,11 +173,11 @@ def build_rootfs_tar(suite: str) -> Path:
 DOCKER_REPO = "rkeops-ipvs-lab"
 
 
-def docker_image(suite: str) -> str:
-    """Import the rootfs tarball as <DOCKER_REPO>:<suite> unless the image of the same recipe is there already."""
+def docker_image(suite: str, flavour: str = "node") -> str:
+    """Import the rootfs tarball as <DOCKER_REPO>:<suite>[-<flavour>] unless the image of the same recipe is there already."""
     need("docker")
-    tar = build_rootfs_tar(suite)
-    tag = f"{DOCKER_REPO}:{suite}"
+    tar = build_rootfs_tar(suite, flavour)
+    tag = f"{DOCKER_REPO}:{suite}" + ("" if flavour == "node" else f"-{flavour}")
     recipe = tar.parent.name
     inspect = subprocess.run(
         ["docker", "image", "inspect", "--format", '{{ index .Config.Labels "rkeops.recipe" }}', tag], capture_output=True, text=True, check=False
@@ -251,7 +261,7 @@ def boot(image: Path, state: Path, name: str, memory: int, extra_append: str = "
     run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(image / "disk.img"), "-F", "raw", str(overlay)])
     port = free_port()
     append = f"root=/dev/vda rw console=ttyS0 net.ifnames=0 systemd.hostname={name} {extra_append}".strip()
-    # /dev/kvm hangs a stock Debian kernel in this nested setup (LAB.md): software emulation only.
+    # /dev/kvm hangs a stock Debian kernel in this nested setup (docs/lab.md): software emulation only.
     cmd = [
         "qemu-system-x86_64",
         "-accel",
@@ -346,8 +356,10 @@ def main(argv: list[str] | None = None) -> None:
     p_image.add_argument("suite", choices=SUITES)
     p_tar = sub.add_parser("rootfs-tar", help="build or reuse a rootfs tarball for docker import, print its path")
     p_tar.add_argument("suite", choices=SUITES)
+    p_tar.add_argument("--flavour", default="node", choices=sorted(ROOTFS_PACKAGES))
     p_docker = sub.add_parser("docker-image", help="import the rootfs tarball into the local Docker engine, print the tag")
     p_docker.add_argument("suite", choices=SUITES)
+    p_docker.add_argument("--flavour", default="node", choices=sorted(ROOTFS_PACKAGES))
     p_up = sub.add_parser("up", help="boot VMs from clean overlays and wait for SSH")
     p_up.add_argument("--state", required=True, help="directory for overlays, pid files and console logs")
     p_up.add_argument("--image", default="bookworm", choices=SUITES, help="suite for NAMEs without :SUITE")
@@ -361,9 +373,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "image":
         print(build_image(args.suite))
     elif args.command == "rootfs-tar":
-        print(build_rootfs_tar(args.suite))
+        print(build_rootfs_tar(args.suite, args.flavour))
     elif args.command == "docker-image":
-        print(docker_image(args.suite))
+        print(docker_image(args.suite, args.flavour))
     elif args.command == "up":
         cmd_up(args)
     else:

@@ -1,0 +1,126 @@
+"""The README's set-up works on a machine that has never seen the project.
+
+A pristine Debian 12 container stands for a new machine of the project's kind: built locally like the Docker
+scenario's image (mmdebstrap, then `docker import`: tests/lab/lab.py, flavour "fresh"), it has Python, make,
+git, the ssh client, mkfs.ext4 and, bind-mounted from this machine, a docker client with no daemon behind it;
+none of the lab's tools and no apt lists. A copy of the checkout runs `make setup` there, the set-up step that
+`make demo` and `make test` start with. Afterwards every tool the lab and the tests call must be on PATH and run.
+
+The container shares this machine's network (--network host) to reach the Debian mirror and PyPI, as a new
+machine would; nothing else is contacted. Its docker client only ever talks to the absent daemon socket. It also
+gets this machine's certificate bundle for pip (PIP_CERT), as a new machine of the kind has one: HTTPS to PyPI
+goes through an egress proxy whose CA is in that bundle.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "lab"))
+import lab  # noqa: E402
+
+# Every command the Makefile, the lab and the test suites call on the host, with a command that proves it runs.
+# This list is the test's own, kept apart from tests/lab/host-deps.sh on purpose: a tool that the set-up forgets
+# to install fails here.
+HOST_COMMANDS = {
+    "qemu-system-x86_64": "qemu-system-x86_64 --version",
+    "qemu-img": "qemu-img --version",
+    "mmdebstrap": "mmdebstrap --version",
+    "mkfs.ext4": "mkfs.ext4 -V",
+    "dockerd": "dockerd --version",
+    "docker": "docker --version",
+    "ssh": "ssh -V",
+    "ssh-keygen": "ssh-keygen -q -t ed25519 -N '' -f /tmp/probe-key",
+    "git": "git --version",
+}
+# The pinned tools the virtual environment must provide.
+VENV_COMMANDS = ("ansible-playbook", "ansible-test", "ansible-lint", "molecule", "pytest", "yamllint", "ruff", "antsibull-changelog")
+
+SCRIPT = r"""
+set -u
+echo "== before"
+for tool in {host_tools}; do
+  if command -v "$tool" >/dev/null; then echo "present $tool"; else echo "absent $tool"; fi
+done
+bash /src/tests/lab/docker-up.sh /tmp/dockerd.log 2>&1 && echo "docker-up rc=0" || echo "docker-up rc=$?"
+echo "== setup"
+cp -a /src /root/rkeops && cd /root/rkeops
+make setup >/tmp/setup.log 2>&1; rc=$?
+echo "setup rc=$rc"
+[ "$rc" = 0 ] || tail -n 40 /tmp/setup.log
+echo "== after"
+{checks}
+# The Makefile puts the virtual environment first on PATH; so does this check.
+export PATH="$(echo /root/.cache/rkeops-ipvs/venv-*)/bin:$PATH"
+for tool in {venv_tools}; do
+  if out=$("$tool" --version 2>&1); then echo "runs $tool"; else echo "fails $tool: $out"; fi
+done
+"""
+
+
+def copy_checkout(dest: Path) -> None:
+    """The working tree's files as git sees them (tracked, and untracked ones it does not ignore)."""
+    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT, capture_output=True, check=True).stdout.split(
+        b"\0"
+    )
+    for name in filter(None, files):
+        src = ROOT / name.decode()
+        if src.is_file():
+            (dest / name.decode()).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name.decode())
+
+
+def test_make_setup_installs_every_tool_on_a_fresh_machine(tmp_path):
+    image = lab.docker_image("bookworm", "fresh")
+    src = tmp_path / "src"
+    copy_checkout(src)
+    docker_client = shutil.which("docker")
+    checks = "\n".join(f'if ( {probe} ) >/dev/null 2>&1; then echo "runs {tool}"; else echo "fails {tool}"; fi' for tool, probe in HOST_COMMANDS.items())
+    script = SCRIPT.format(host_tools=" ".join(HOST_COMMANDS), checks=checks, venv_tools=" ".join(VENV_COMMANDS))
+    run = ["docker", "run", "--rm", "--network", "host", "-v", f"{src}:/src:ro", "-v", f"{docker_client}:/usr/local/bin/docker:ro"]
+    run += ["-e", "DOCKER_HOST=unix:///nonexistent/docker.sock"]
+    bundle = os.environ.get("PIP_CERT") or os.environ.get("SSL_CERT_FILE")
+    if bundle and Path(bundle).is_file():
+        run += ["-v", f"{bundle}:/etc/rkeops-host-ca.crt:ro", "-e", "PIP_CERT=/etc/rkeops-host-ca.crt"]
+    done = subprocess.run(
+        [*run, image, "bash", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=1500,
+        check=False,
+    )
+    out = done.stdout
+    assert done.returncode == 0, out + done.stderr
+
+    before, _, rest = out.partition("== setup")
+    # The container really is a new machine: it has what one has, and none of the lab's tools.
+    for tool in ("ssh", "mkfs.ext4", "docker", "git"):
+        assert f"present {tool}\n" in before, out
+    for tool in ("qemu-system-x86_64", "qemu-img", "mmdebstrap", "dockerd"):
+        assert f"absent {tool}\n" in before, out
+    # A docker client without a daemon gets a message that names what is missing and what to do.
+    assert "docker-up rc=1" in before, out
+    assert re.search(r"no Docker daemon \(dockerd\) is installed.*make setup", before), out
+
+    assert "setup rc=0" in rest, out
+    for tool in HOST_COMMANDS:
+        assert f"runs {tool}\n" in rest, f"{tool} missing or broken after make setup:\n{out}"
+    for tool in VENV_COMMANDS:
+        assert f"runs {tool}\n" in rest, f"{tool} missing from the virtual environment after make setup:\n{out}"
+
+
+def test_every_tool_the_lab_needs_is_in_the_set_up_list():
+    """lab.py checks its tools with need(...): each of them must be one the set-up installs."""
+    listed = set(re.findall(r'^\s+"(\S+) \S+ ', (ROOT / "tests/lab/host-deps.sh").read_text(), re.MULTILINE))
+    needed = set()
+    for call in re.findall(r"need\(([^)]*)\)", (ROOT / "tests/lab/lab.py").read_text()):
+        needed.update(re.findall(r'"([^"]+)"', call))
+    assert needed, "no need(...) call found in lab.py"
+    assert needed <= listed, f"tools lab.py needs but tests/lab/host-deps.sh does not install: {sorted(needed - listed)}"
+    assert set(HOST_COMMANDS) <= listed, sorted(set(HOST_COMMANDS) - listed)
