@@ -38,6 +38,23 @@ def test_the_lab_cluster_starts_in_iptables_mode(cluster):
         assert '"Using iptables Proxier"' in cluster.kube_proxy_log(name)
 
 
+def test_no_traffic_to_private_ranges_leaves_a_lab_vm(cluster):
+    """QEMU's user network would carry a connection that nothing in the VM answers out through this machine."""
+    for name in NODES:
+        routes = cluster.ssh(name, "ip route show type blackhole").stdout
+        for net in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"):
+            assert f"blackhole {net}" in routes, routes
+        # The VM's own network stays reachable: its connected route is more specific than the blackhole.
+        assert "dev eth0" in cluster.ssh(name, "ip route get 10.0.2.2").stdout
+        # Docker's bridge came up beside the blackholes.
+        assert "172.17.0.1/16" in cluster.ssh(name, "ip -4 addr show docker0").stdout
+        # An unserved service address: routed to the dummy device (so DNAT still works), and nothing answers.
+        assert "dev lab-svc0" in cluster.ssh(name, "ip route get 10.43.255.254").stdout
+        probe = "timeout 5 bash -c 'exec 3<>/dev/tcp/{}/443' && echo connected || echo failed"
+        for address in ("10.43.255.254", "192.168.1.1", "172.16.0.1", "10.1.2.3"):
+            assert cluster.ssh(name, probe.format(address), check=False).stdout.strip() == "failed", (name, address)
+
+
 def test_check_mode_shows_the_diff_and_changes_nothing(cluster):
     before = (digest(cluster.cluster_yml), digest(cluster.rkestate))
     done, _elapsed = cluster.playbook("enable", "--check", "--diff")

@@ -70,11 +70,40 @@ ROOTFS_PACKAGES = {
 }
 SUITES = ("bookworm", "trixie")
 # Bump when the build steps below change in a way the lists above do not show.
-RECIPE_VERSION = 3
+RECIPE_VERSION = 4
 
 FSTAB = "/dev/vda / ext4 rw,errors=remount-ro 0 1\n"
 INTERFACES = "auto lo\niface lo inet loopback\n\nauto eth0\niface eth0 inet dhcp\n"
 SUDOERS = f"{LAB_USER} ALL=(ALL) NOPASSWD: ALL\n"
+# The service range of the lab cluster (RKE's default service_cluster_ip_range).
+LAB_SERVICE_RANGE = "10.43.0.0/16"
+# Keep each VM's traffic inside the lab. QEMU's user network carries a guest's connection to any address out
+# through this machine, so a connection that nothing in the VM answers (a service address with no IPVS or DNAT
+# behind it) would leave it. The private ranges are blackholed; the VM's own 10.0.2.0/24 stays reachable (its
+# connected route is more specific). The service range goes to a dummy device instead of a blackhole: the route is
+# looked up before iptables' nat OUTPUT chain, so a blackhole would also break kube-proxy's DNAT. Docker gets a
+# fixed bridge address (DOCKER_DAEMON_JSON) so that it needs no free pool and starts beside the blackholes.
+LAB_NET_GUARD = f"""#!/bin/sh
+set -e
+for net in 10.0.0.0/8 172.16.0.0/12 192.168.0.0/16; do ip route replace blackhole "$net"; done
+ip link show lab-svc0 >/dev/null 2>&1 || ip link add lab-svc0 type dummy
+ip link set lab-svc0 up
+ip route replace {LAB_SERVICE_RANGE} dev lab-svc0
+"""
+LAB_NET_UNIT = """[Unit]
+Description=rkeops-ipvs lab: no traffic to private ranges leaves the VM
+After=networking.service
+Wants=networking.service
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/local/sbin/rkeops-lab-net-guard
+
+[Install]
+WantedBy=multi-user.target
+"""
+DOCKER_DAEMON_JSON = '{"bip": "172.17.0.1/16"}\n'
 
 
 def log(msg: str) -> None:
@@ -82,7 +111,7 @@ def log(msg: str) -> None:
 
 
 def recipe_hash(kind: str, suite: str, packages: list[str]) -> str:
-    text = json.dumps([kind, suite, MIRROR, sorted(packages), RECIPE_VERSION, FSTAB, INTERFACES, SUDOERS])
+    text = json.dumps([kind, suite, MIRROR, sorted(packages), RECIPE_VERSION, FSTAB, INTERFACES, SUDOERS, LAB_NET_GUARD, LAB_NET_UNIT, DOCKER_DAEMON_JSON])
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -135,6 +164,13 @@ def build_image(suite: str) -> Path:
         (root / "etc/network/interfaces").write_text(INTERFACES)
         (root / "etc/sudoers.d/lab").write_text(SUDOERS)
         (root / "etc/sudoers.d/lab").chmod(0o440)
+        guard = root / "usr/local/sbin/rkeops-lab-net-guard"
+        guard.write_text(LAB_NET_GUARD)
+        guard.chmod(0o755)
+        (root / "etc/systemd/system/rkeops-lab-net-guard.service").write_text(LAB_NET_UNIT)
+        (root / "etc/systemd/system/multi-user.target.wants/rkeops-lab-net-guard.service").symlink_to("/etc/systemd/system/rkeops-lab-net-guard.service")
+        (root / "etc/docker").mkdir(exist_ok=True)
+        (root / "etc/docker/daemon.json").write_text(DOCKER_DAEMON_JSON)
         ssh_dir = root / "home" / LAB_USER / ".ssh"
         ssh_dir.mkdir(mode=0o700)
         (ssh_dir / "authorized_keys").write_text(key.with_suffix(".pub").read_text())
