@@ -24,9 +24,10 @@ SCENARIOS ?= default missing-ipvs docker
 help:  ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
+# pip -qq: errors only (a machine's pip configuration may name local indexes that do not exist, and pip warns for each).
 $(VENV)/.installed: requirements/test.txt requirements/constraints.txt | lab-deps
 	$(PYTHON) -m venv --clear $(VENV)
-	$(BIN)/pip install --quiet -r requirements/test.txt -c requirements/constraints.txt
+	$(BIN)/pip install --quiet --quiet -r requirements/test.txt -c requirements/constraints.txt
 	touch $@
 
 setup: lab-deps $(VENV)/.installed collection  ## Install everything: the host tools the lab needs (apt), pinned Python tools in a venv
