@@ -103,6 +103,8 @@ package: build  ## Install the built tarball (no Galaxy: --no-deps) and render t
 	for module in cluster_kubeproxy kernel_modules ipvs_node_info kube_proxy_info; do \
 	  ANSIBLE_COLLECTIONS_PATH=$(BUILD)/installed ansible-doc --list rkeops.ipvs | grep "^rkeops.ipvs.$$module " || exit 1; done
 	ANSIBLE_COLLECTIONS_PATH=$(BUILD)/installed ansible-doc -t role rkeops.ipvs.prereqs | grep -q 'prereqs_ipvs_scheduler'
+	for entry in prepare switch verify cleanup; do \
+	  ANSIBLE_COLLECTIONS_PATH=$(BUILD)/installed ansible-doc -t role rkeops.ipvs.ipvs | grep -q "ENTRY POINT: \*$$entry\*" || exit 1; done
 	ANSIBLE_COLLECTIONS_PATH=$(BUILD)/installed ansible-doc -t inventory rkeops.ipvs.rke_cluster | grep -q 'cluster_yml'
 	for playbook in enable verify disable; do \
 	  test -f $(BUILD)/installed/ansible_collections/rkeops/ipvs/playbooks/$$playbook.yml || exit 1; done
