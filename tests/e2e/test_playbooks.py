@@ -5,8 +5,9 @@ is this machine (localhost), holding cluster.yml, cluster.rkestate and the rke S
 which runs the kube-proxy STAND-IN (tests/stand-ins/kube-proxy) in a `kube-proxy` container on each VM. The
 playbooks target the nodes through the rkeops.ipvs.rke_cluster inventory plugin, reading that cluster.yml.
 
-The tests run in file order on the same cluster, each leaving it as the next one expects:
-check mode -> preflight failure -> enable (and again) -> verify alone -> fallback -> rke up failure -> disable.
+The VMs are booted once for the module. Each test first brings the cluster to the state it needs
+(Cluster.ensure_fresh: iptables mode with nothing of the collection on the nodes; Cluster.ensure_ipvs) and puts
+back what it breaks, so the tests pass in any order; in file order no state change is made twice.
 The cluster uses Kubernetes 1.24 semantics, where kube-proxy falls back to iptables when IPVS is not usable
 (the stand-in refuses to start instead from 1.26, which the unit tests of the log reader cover).
 """
@@ -26,6 +27,8 @@ sys.path.insert(0, str(ROOT / "tests" / "lab"))
 import lab  # noqa: E402
 from labcluster import NODES, SUCCESS, digest, lab_cluster  # noqa: E402
 
+README = ROOT / "README.md"
+
 
 @pytest.fixture(scope="module")
 def cluster():
@@ -33,7 +36,8 @@ def cluster():
         yield lab_cluster_
 
 
-def test_the_lab_cluster_starts_in_iptables_mode(cluster):
+def test_iptables_mode_is_what_kube_proxy_logs_before_enable(cluster):
+    cluster.ensure_fresh()
     for name in NODES:
         assert '"Using iptables Proxier"' in cluster.kube_proxy_log(name)
 
@@ -55,36 +59,43 @@ def test_no_traffic_to_private_ranges_leaves_a_lab_vm(cluster):
             assert cluster.ssh(name, probe.format(address), check=False).stdout.strip() == "failed", (name, address)
 
 
+def assert_untouched(cluster, name):
+    """Nothing of the collection on the node: no modules file, no package of the role, no IPVS module loaded."""
+    host = cluster.host(name)
+    assert not host.file("/etc/modules-load.d/rkeops-ipvs.conf").exists
+    for package in ("ipset", "ipvsadm"):
+        assert not host.package(package).is_installed, package
+    assert "ip_vs " not in host.file("/proc/modules").content_string
+
+
 def test_check_mode_shows_the_diff_and_changes_nothing(cluster):
-    before = (digest(cluster.cluster_yml), digest(cluster.rkestate))
+    cluster.ensure_fresh()
+    before = (digest(cluster.cluster_yml), digest(cluster.rkestate), cluster.backup_files())
     done, _elapsed = cluster.playbook("enable", "--check", "--diff")
     assert done.returncode == 0, done.stdout[-3000:]
     assert re.search(r"^\+\s+proxy-mode: ipvs$", done.stdout, re.MULTILINE), done.stdout[-3000:]
-    assert (digest(cluster.cluster_yml), digest(cluster.rkestate)) == before
-    assert not cluster.backups.exists()
+    assert (digest(cluster.cluster_yml), digest(cluster.rkestate), cluster.backup_files()) == before
     for name in NODES:
-        assert cluster.ssh(name, "test -e /etc/modules-load.d/rkeops-ipvs.conf", check=False).returncode != 0
-        for package in ("ipset", "ipvsadm"):
-            status = cluster.ssh(name, f"dpkg-query --show --showformat='${{Status}}' {package}", check=False).stdout
-            assert "install ok installed" not in status
-        assert "ip_vs " not in cluster.ssh(name, "cat /proc/modules").stdout
+        assert_untouched(cluster, name)
 
 
 def test_node_without_ipvs_stops_enable_in_preflight(cluster):
     cluster.break_ipvs("node2")
     try:
-        before = (digest(cluster.cluster_yml), digest(cluster.rkestate))
+        before = (digest(cluster.cluster_yml), digest(cluster.rkestate), cluster.backup_files())
         done, _elapsed = cluster.playbook("enable")
         assert done.returncode != 0
-        assert "cluster.yml was not touched: node2: node2: kernel" in done.stdout
+        # The node is named once: the prereqs role's message does not repeat the host Ansible already names.
+        assert "cluster.yml was not touched: node2: kernel" in done.stdout, done.stdout[-3000:]
         assert "lacks the module(s) ip_vs, ip_vs_rr, ip_vs_wrr, ip_vs_sh" in done.stdout
-        assert (digest(cluster.cluster_yml), digest(cluster.rkestate)) == before
-        assert not cluster.backups.exists()
+        assert (digest(cluster.cluster_yml), digest(cluster.rkestate), cluster.backup_files()) == before
     finally:
         cluster.repair_ipvs("node2")
 
 
 def test_enable_switches_every_node_to_ipvs(cluster):
+    cluster.ensure_fresh()
+    before = cluster.backup_files()
     done, elapsed = cluster.playbook("enable")
     assert done.returncode == 0, done.stdout[-4000:]
     print(f"\nenable on the 2-node lab: {elapsed:.0f} s")
@@ -92,24 +103,47 @@ def test_enable_switches_every_node_to_ipvs(cluster):
         assert re.search(rf"{name}\s+ipvs\s+1\s+OK", done.stdout), done.stdout[-2000:]
         log = cluster.kube_proxy_log(name)
         assert '"Using ipvs Proxier"' in log
-        listing = cluster.ssh(name, "sudo ipvsadm -Ln").stdout
-        assert "TCP  10.43.0.1:443 rr" in listing
+        host = cluster.host(name)
+        assert "TCP  10.43.0.1:443 rr" in host.check_output("ipvsadm -Ln")
+        assert host.interface("kube-ipvs0").exists
+        assert host.file("/etc/modules-load.d/rkeops-ipvs.conf").contains("^ip_vs$")
     assert "proxy-mode: ipvs" in cluster.cluster_yml.read_text()
     assert (cluster.cluster_yml.stat().st_mode & 0o777) == 0o600
-    logs = sorted(cluster.backups.glob("rke-up-*.log"))
-    assert len(logs) == 1 and SUCCESS in logs[0].read_text()
-    backups = sorted(p.name for p in cluster.backups.iterdir() if not p.name.endswith(".log"))
-    assert [name.split(".")[0] for name in backups] == ["cluster", "cluster"]
+    new = sorted(cluster.backup_files() - before)
+    logs = [name for name in new if name.startswith("rke-up-")]
+    assert len(logs) == 1 and SUCCESS in (cluster.backups / logs[0]).read_text()
+    backups = [name for name in new if not name.startswith("rke-up-")]
+    assert sorted(name.split(".")[0] + "." + name.split(".")[1] for name in backups) == ["cluster.rkestate", "cluster.yml"]
     assert all((cluster.backups / name).stat().st_mode & 0o777 == 0o600 for name in backups)
 
 
 def test_second_enable_changes_nothing_and_skips_rke_up(cluster):
-    state = digest(cluster.rkestate)
+    cluster.ensure_ipvs()
+    before = (digest(cluster.cluster_yml), digest(cluster.rkestate), cluster.backup_files())
     done, _elapsed = cluster.playbook("enable")
     assert done.returncode == 0, done.stdout[-3000:]
-    assert digest(cluster.rkestate) == state
-    assert len(list(cluster.backups.glob("rke-up-*.log"))) == 1
+    assert (digest(cluster.cluster_yml), digest(cluster.rkestate), cluster.backup_files()) == before
     assert re.search(r"skipping: \[localhost\]", done.stdout)
+
+
+def site_playbook() -> str:
+    """The site playbook the README shows, exactly as written there."""
+    text = README.read_text()
+    block = text[text.index("<!-- site-playbook") :]
+    return block[block.index("```yaml\n") + len("```yaml\n") : block.index("```\n", block.index("```yaml\n") + 1)]
+
+
+def test_the_readme_site_playbook_includes_the_steps(cluster):
+    cluster.ensure_ipvs()
+    site = cluster.work / "site.yml"
+    site.write_text(site_playbook())
+    before = (digest(cluster.cluster_yml), digest(cluster.rkestate), cluster.backup_files())
+    # Extra vars point the README's /opt/rke/cluster.yml at the lab's.
+    done, _elapsed = cluster.playbook(str(site))
+    assert done.returncode == 0, done.stdout[-4000:]
+    for name in NODES:
+        assert re.search(rf"{name}\s+ipvs\s+1\s+OK", done.stdout), done.stdout[-2000:]
+    assert (digest(cluster.cluster_yml), digest(cluster.rkestate), cluster.backup_files()) == before
 
 
 def container_ids(cluster):
@@ -118,6 +152,7 @@ def container_ids(cluster):
 
 def test_update_only_leaves_existing_kube_proxies_alone(cluster):
     # Why enable never passes --update-only: rke (and its stand-in) only deploys to nodes not yet in cluster.rkestate.
+    cluster.ensure_ipvs()
     before = container_ids(cluster)
     done = cluster.rke_up("--update-only")
     assert done.returncode == 0, done.stdout
@@ -126,6 +161,7 @@ def test_update_only_leaves_existing_kube_proxies_alone(cluster):
 
 
 def test_verify_alone_one_module_execution_per_node(cluster):
+    cluster.ensure_ipvs()
     ssh_log = cluster.work / "ssh-verify.log"
     done, elapsed = cluster.playbook("verify", ssh_log=ssh_log)
     assert done.returncode == 0, done.stdout[-3000:]
@@ -136,6 +172,7 @@ def test_verify_alone_one_module_execution_per_node(cluster):
 
 
 def test_verify_names_the_node_that_fell_back(cluster):
+    cluster.ensure_ipvs()
     cluster.break_ipvs("node2")
     try:
         done, _elapsed = cluster.playbook("verify", "-e", "ipvs_verify_retries=3", "-e", "ipvs_verify_delay=3")
@@ -149,6 +186,7 @@ def test_verify_names_the_node_that_fell_back(cluster):
 
 
 def test_failed_rke_up_reports_log_and_backups_and_loses_nothing(cluster):
+    cluster.ensure_ipvs()
     text = cluster.cluster_yml.read_text()
     # A second bind to /lib/modules, as in many copied guides: rke (and Docker) refuse a duplicate mount point.
     broken = text.replace("  kubeproxy:\n", "  kubeproxy:\n    extra_binds:\n      - /usr/lib/modules:/lib/modules\n", 1)
@@ -170,18 +208,19 @@ def test_failed_rke_up_reports_log_and_backups_and_loses_nothing(cluster):
 
 
 def test_disable_returns_every_node_to_iptables(cluster):
+    cluster.ensure_ipvs()
     done, _elapsed = cluster.playbook("disable", "-e", "ipvs_cleanup=true", "-e", "ipvs_remove_packages=true")
     assert done.returncode == 0, done.stdout[-4000:]
     assert "proxy-mode" not in cluster.cluster_yml.read_text()
     for name in NODES:
         assert re.search(rf"{name}\s+iptables\s+\d+\s+OK", done.stdout), done.stdout[-2000:]
-        assert cluster.ssh(name, "ip link show kube-ipvs0", check=False).returncode != 0
-        assert not [line for line in cluster.ssh(name, "cat /proc/net/ip_vs").stdout.splitlines() if line.startswith("TCP")]
-        assert cluster.ssh(name, "test -e /etc/modules-load.d/rkeops-ipvs.conf", check=False).returncode != 0
+        host = cluster.host(name)
+        assert not host.interface("kube-ipvs0").exists
+        assert not [line for line in host.file("/proc/net/ip_vs").content_string.splitlines() if line.startswith("TCP")]
+        assert not host.file("/etc/modules-load.d/rkeops-ipvs.conf").exists
         # The role installed both packages on this lab node (recorded in its file), so both go.
         for package in ("ipset", "ipvsadm"):
-            status = cluster.ssh(name, f"dpkg-query --show --showformat='${{Status}}' {package}", check=False).stdout
-            assert "install ok installed" not in status
+            assert not host.package(package).is_installed, package
         log = cluster.kube_proxy_log(name)
         assert '"Using iptables Proxier"' in log
         assert "Using ipvs Proxier" not in log

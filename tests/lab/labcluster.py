@@ -37,8 +37,44 @@ class Cluster:
             raise AssertionError(f"{name}: {command}: {done.stderr}")
         return done
 
+    def host(self, name: str, sudo: bool = True):
+        """A testinfra host for the VM `name` (imported here: make demo runs before testinfra is needed)."""
+        import testinfra  # noqa: PLC0415
+
+        vm = self.vms[name]
+        return testinfra.get_host(
+            f"ssh://{lab.LAB_USER}@127.0.0.1:{vm['port']}",
+            ssh_identity_file=vm["identity_file"],
+            ssh_extra_args="-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR",
+            sudo=sudo,
+        )
+
+    def mode(self) -> str:
+        """The proxy mode cluster.yml asks for (what the last rke up deployed, when it succeeded)."""
+        return "ipvs" if "proxy-mode: ipvs" in self.cluster_yml.read_text() else "iptables"
+
+    def ensure_ipvs(self) -> None:
+        """Bring the cluster to IPVS mode with the enable playbook, unless it is there already."""
+        if self.mode() != "ipvs":
+            done, _elapsed = self.playbook("enable")
+            if done.returncode != 0:
+                raise AssertionError("enable failed while preparing the test:\n" + done.stdout[-3000:])
+
+    def ensure_fresh(self) -> None:
+        """Bring the cluster to iptables mode with nothing of the collection left on the nodes, as at the start."""
+        if self.mode() != "iptables":
+            done, _elapsed = self.playbook("disable", "-e", "ipvs_cleanup=true", "-e", "ipvs_remove_packages=true")
+            if done.returncode != 0:
+                raise AssertionError("disable failed while preparing the test:\n" + done.stdout[-3000:])
+        for name in NODES:
+            self.ssh(name, "sudo sh -c 'modprobe -r ip_vs_rr ip_vs_wrr ip_vs_sh ip_vs 2>/dev/null; true'")
+
+    def backup_files(self) -> set[str]:
+        return {p.name for p in self.backups.iterdir()} if self.backups.exists() else set()
+
     def playbook(self, name: str, *args: str, ssh_log: Path | None = None, stream: bool = False) -> tuple[subprocess.CompletedProcess, float]:
-        """Run rkeops.ipvs.<name> against the cluster through the rke_cluster inventory plugin; (result, seconds)."""
+        """Run rkeops.ipvs.<name> (or the playbook file `name`) against the cluster through the rke_cluster inventory
+        plugin; (result, seconds)."""
         env = dict(
             os.environ,
             ANSIBLE_HOST_KEY_CHECKING="False",
@@ -52,13 +88,14 @@ class Cluster:
         env.setdefault("ANSIBLE_COLLECTIONS_PATH", str(ROOT / "build" / "collections"))
         if ssh_log is not None:
             env.update(lab.ssh_counter_env(self.work, ssh_log))
-        cmd = ["ansible-playbook", f"rkeops.ipvs.{name}", "-i", str(self.inventory)]
+        playbook = name if name.endswith(".yml") else f"rkeops.ipvs.{name}"
+        cmd = ["ansible-playbook", playbook, "-i", str(self.inventory)]
         cmd += ["-e", f"ipvs_cluster_yml={self.cluster_yml}", "-e", f"ipvs_rke={STAND_INS / 'rke'}", *args]
         started = time.monotonic()
         done = subprocess.run(cmd, capture_output=not stream, text=True, env=env, cwd=self.work, check=False)
         elapsed = time.monotonic() - started
         if not stream:
-            (self.work / f"last-{name}.log").write_text(done.stdout + done.stderr)
+            (self.work / f"last-{Path(name).stem}.log").write_text(done.stdout + done.stderr)
         return done, elapsed
 
     def rke_up(self, *flags: str) -> subprocess.CompletedProcess:
