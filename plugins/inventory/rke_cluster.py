@@ -73,43 +73,17 @@ import os
 import shlex
 
 from ansible.errors import AnsibleParserError
-from ansible.module_utils.common.text.converters import to_native, to_text
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 
-from ansible_collections.rkeops.ipvs.plugins.module_utils._yamledit import Source, YamlEditError, compose, is_null
-
-try:
-    from yaml.nodes import MappingNode, ScalarNode, SequenceNode
-except ImportError:  # pragma: no cover - PyYAML comes with ansible-core
-    MappingNode = ScalarNode = SequenceNode = None
+from ansible_collections.rkeops.ipvs.plugins.module_utils._cluster_yml import ClusterYml, ClusterYmlError, plain
+from ansible_collections.rkeops.ipvs.plugins.module_utils._yamltext import MappingNode, SequenceNode
 
 RKE_ROLES = ("etcd", "controlplane", "worker")
 DEFAULT_KEY_PATH = "~/.ssh/id_rsa"
 DEFAULT_PORT = "22"
 
-
-class ClusterError(Exception):
-    """A problem with cluster.yml, worded for its owner and never quoting a secret."""
-
-
-def plain(node):
-    """A composed node as Python data the way rke's non-strict reader sees it: every scalar a string, null None."""
-    if isinstance(node, MappingNode):
-        return {to_text(key.value): plain(value) for key, value in node.value if isinstance(key, ScalarNode)}
-    if isinstance(node, SequenceNode):
-        return [plain(item) for item in node.value]
-    if is_null(node):
-        return None
-    return to_text(node.value)
-
-
-def field(mapping, key):
-    """The node under `key` in a MappingNode, or None; the last one wins, as in rke's reader."""
-    found = None
-    for key_node, value in mapping.value:
-        if isinstance(key_node, ScalarNode) and key_node.value == key:
-            found = value
-    return found
+# A problem with cluster.yml, worded for its owner and never quoting a secret: the reader's own error.
+ClusterError = ClusterYmlError
 
 
 def text_of(value):
@@ -136,47 +110,14 @@ def proxy_command(bastion, default_key):
 
 def read_cluster(path):
     """The hosts of cluster.yml: a list of (name, hostvars, roles), checked as described in DOCUMENTATION."""
-    try:
-        return _read_cluster(path)
-    except ClusterError as exc:
-        hint = ""
-        text = _peek(path)
-        if "unrendered Jinja template" not in str(exc) and any(marker in text for marker in ("{{", "{%", "{#")):
-            hint = " The file contains '{{', '{%' or '{#': if it is an unrendered Jinja template, render it first."
-        raise ClusterError(str(exc) + hint) from None
-
-
-def _peek(path):
-    try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            return handle.read()
-    except OSError:
-        return ""
-
-
-def _read_cluster(path):
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read()
-    except OSError as exc:
-        raise ClusterError("cannot read RKE cluster file %s: %s" % (path, exc.strerror or exc)) from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ClusterError("%s is not UTF-8 text (byte %d); is this really RKE's cluster.yml?" % (path, exc.start)) from None
-    source = Source(text, path)
-    try:
-        root = compose(source)
-    except YamlEditError as exc:
-        raise ClusterError(to_native(exc)) from None
-    if not isinstance(root, MappingNode):
-        raise ClusterError("%s: RKE's cluster.yml must be a mapping with a 'nodes' list" % path)
-    nodes = field(root, "nodes")
-    if nodes is None or is_null(nodes) or (isinstance(nodes, SequenceNode) and not nodes.value):
-        raise ClusterError("%s has no nodes: list the cluster's nodes under 'nodes:' (rke refuses a cluster without nodes)" % path)
+    cluster = ClusterYml.load(path)
+    source = cluster.source
+    nodes = cluster.node("nodes")
+    if nodes is None or (isinstance(nodes, SequenceNode) and not nodes.value):
+        raise cluster.error("%s has no nodes: list the cluster's nodes under 'nodes:' (rke refuses a cluster without nodes)" % path)
     if not isinstance(nodes, SequenceNode):
-        raise ClusterError("%s: 'nodes' must be a list of nodes" % source.where(nodes))
-    top = plain(root)
+        raise cluster.error("%s: 'nodes' must be a list of nodes" % source.where(nodes))
+    top = plain(cluster.root)
     top_key_path = text_of(top.get("ssh_key_path")) or DEFAULT_KEY_PATH
     top_inline = bool(text_of(top.get("ssh_key")))
     bastion = top.get("bastion_host") if isinstance(top.get("bastion_host"), dict) else {}
@@ -186,27 +127,27 @@ def _read_cluster(path):
     for index, node_node in enumerate(nodes.value, start=1):
         where = "%s: node %d" % (source.where(node_node), index)
         if not isinstance(node_node, MappingNode):
-            raise ClusterError("%s is not a mapping with address, user and role" % where)
+            raise cluster.error("%s is not a mapping with address, user and role" % where)
         node = plain(node_node)
         address = text_of(node.get("address"))
         if not address:
-            raise ClusterError("%s has no address: every node needs the address rke connects to" % where)
+            raise cluster.error("%s has no address: every node needs the address rke connects to" % where)
         name = text_of(node.get("hostname_override")) or address
         port = text_of(node.get("port")) or DEFAULT_PORT
         if not port.isdigit():
-            raise ClusterError("%s (%s): port must be a number" % (where, name))
+            raise cluster.error("%s (%s): port must be a number" % (where, name))
         # Nodes behind one NAT address differ by port, so the SSH endpoint is address and port.
         endpoint = "%s:%s" % (address, port)
         if endpoint in endpoints:
-            raise ClusterError("%s has the same address and port %s as %s; rke needs each node once" % (where, endpoint, endpoints[endpoint]))
+            raise cluster.error("%s has the same address and port %s as %s; rke needs each node once" % (where, endpoint, endpoints[endpoint]))
         if name in names:
-            raise ClusterError("%s has the same name %s as %s; give each node its own hostname_override" % (where, name, names[name]))
+            raise cluster.error("%s has the same name %s as %s; give each node its own hostname_override" % (where, name, names[name]))
         endpoints[endpoint] = names[name] = "node %d (line %d)" % (index, node_node.start_mark.line + 1)
         roles = node.get("role")
         roles = [roles] if isinstance(roles, str) else roles or []
         unknown = [str(role) for role in roles if role not in RKE_ROLES]
         if unknown:
-            raise ClusterError("%s (%s) has unknown role(s) %s; rke knows %s" % (where, name, ", ".join(unknown), ", ".join(RKE_ROLES)))
+            raise cluster.error("%s (%s) has unknown role(s) %s; rke knows %s" % (where, name, ", ".join(unknown), ", ".join(RKE_ROLES)))
         hostvars = {
             "ansible_host": address,
             "ansible_port": int(port),

@@ -1,240 +1,44 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) rkeops.ipvs contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Surgical, line-level edits of YAML files.
+"""Surgical edits of a YAML file: say what a mapping should hold, get line-level splices.
 
-Private to the collection. The file is parsed once with PyYAML's composer (libyaml when
-available), which gives every node its line and column; changes are then applied as
-line-level splices, so every line that is not edited keeps its exact bytes: comments,
-quoting, indentation, trailing spaces and line endings.
-
-Error messages built here name the file, line and column and never quote file
-content: cluster.yml holds SSH keys, passwords and certificates.
+Private to the collection. ``Editor`` offers a few structural operations and works out every column, indent
+and line itself, in the file's own indentation habits (``Layout``); ``Edits`` applies the splices in one pass,
+so every line not edited keeps its exact bytes (comments, quoting, indentation, line endings). Error messages
+name the file, line and column and never quote file content.
 """
 
 from __future__ import annotations
 
-import contextlib
-import gc
-import json
-import re
+from collections import OrderedDict
 
-try:
-    import yaml
-    from yaml.nodes import MappingNode, ScalarNode, SequenceNode
+from ansible_collections.rkeops.ipvs.plugins.module_utils._yamltext import (
+    MappingNode,
+    SequenceNode,
+    Source,
+    YamlEditError,
+    block_lines,
+    dash_column,
+    entry,
+    entry_line,
+    first_child_column,
+    is_block,
+    is_empty,
+    item_line,
+    iter_nodes,
+    last_line,
+    render_scalar,
+    span,
+)
 
-    HAS_YAML = True
-    YAML_IMPORT_ERROR = None
-    # Node tree only: no implicit tag resolution (costly in Python for every scalar); nulls are told by is_null().
-    LOADER = getattr(yaml, "CBaseLoader", yaml.BaseLoader)
-except ImportError as exc:  # pragma: no cover - exercised only without PyYAML
-    HAS_YAML = False
-    YAML_IMPORT_ERROR = exc
-    yaml = None
-    MappingNode = ScalarNode = SequenceNode = object
-    LOADER = None
-
-STR_TAG = "tag:yaml.org,2002:str"
-# YAML 1.1 nulls, as RKE's go-yaml v2 reads them.
-_NULL_WORDS = ("", "~", "null", "Null", "NULL")
-# YAML 1.1 line breaks, as PyYAML and RKE's go-yaml v2 count them.
-_BREAK_RE = re.compile("\r\n|\r|\n|\x85|\u2028|\u2029")
-_JINJA_RE = re.compile(r"\{[{%#]")
-_GO_INT_RE = re.compile(r"^(0|[1-9][0-9]*)$")
-
-
-@contextlib.contextmanager
-def gc_paused():
-    """Pause the cyclic garbage collector while a large node tree is built and walked.
-
-    A 5,000-node cluster.yml makes ~10^5 nodes; the collector rescans them again and again as they are
-    allocated (60% of the patch time, measured by bench/). Nodes hold no reference cycles that need it.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
-class YamlEditError(Exception):
-    """A problem with the input file, worded for the person who owns the file."""
-
-
-class Source:
-    """The text of a file split into lines, each with its own line ending."""
-
-    def __init__(self, text, name):
-        self.name = name
-        self.text = text
-        self.lines = []
-        self.endings = []
-        pos = 0
-        for match in _BREAK_RE.finditer(text):
-            self.lines.append(text[pos : match.start()])
-            self.endings.append(match.group(0))
-            pos = match.end()
-        if pos < len(text):
-            self.lines.append(text[pos:])
-            self.endings.append("")
-        counts = {}
-        for ending in self.endings:
-            if ending:
-                counts[ending] = counts.get(ending, 0) + 1
-        self.newline = max(counts, key=counts.get) if counts else "\n"
-
-    def where(self, node_or_mark):
-        mark = getattr(node_or_mark, "start_mark", node_or_mark)
-        return "%s: line %d, column %d" % (self.name, mark.line + 1, mark.column + 1)
-
-    def line(self, index):
-        if 0 <= index < len(self.lines):
-            return self.lines[index]
-        return ""
-
-
-def compose(source):
-    """Parse the single YAML document of ``source`` into a node tree with marks."""
-    if not HAS_YAML:
-        raise YamlEditError("PyYAML is required to read %s" % source.name)
-    hint = ""
-    if _JINJA_RE.search(source.text):
-        hint = " The file contains '{{', '{%' or '{#': it looks like an unrendered Jinja template. Render it first and point this at the rendered file."
-    try:
-        return yaml.compose(source.text, Loader=LOADER)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        what = exc.problem or exc.context or "syntax error"
-        if exc.problem and "another document" in (exc.problem + (exc.context or "")):
-            what = "more than one YAML document; RKE reads cluster.yml as a single document"
-        where = source.where(mark) if mark is not None else source.name
-        raise YamlEditError("%s: not valid YAML: %s.%s" % (where, what, hint)) from None
-    except yaml.YAMLError as exc:
-        # ReaderError and friends: they name a character code and a position, no content.
-        raise YamlEditError("%s: not valid YAML: %s.%s" % (source.name, exc, hint)) from None
-
-
-def kind(node):
-    """A short name of a node's type for error messages."""
-    if isinstance(node, MappingNode):
-        return "a mapping"
-    if isinstance(node, SequenceNode):
-        return "a list"
-    if is_null(node):
-        return "null"
-    return "a scalar"
-
-
-def is_null(node):
-    return isinstance(node, ScalarNode) and not node.style and node.value in _NULL_WORDS
-
-
-def is_empty(node):
-    """A null written as nothing at all (``key:``), whose marks point past the key."""
-    return is_null(node) and node.value == "" and not node.style
-
-
-def is_block(node):
-    return isinstance(node, (MappingNode, SequenceNode)) and not node.flow_style and bool(node.value)
-
-
-def iter_nodes(node):
-    """Every node below ``node`` (itself included), depth first, aliases visited once."""
-    seen = set()
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        if isinstance(current, MappingNode):
-            for key, value in reversed(current.value):
-                stack.append(value)
-                stack.append(key)
-        elif isinstance(current, SequenceNode):
-            stack.extend(reversed(current.value))
-
-
-def check_keys(source, root):
-    """Refuse mapping keys that are not scalars, as RKE's parser does."""
-    stack, seen = [root], set()
-    while stack:
-        node = stack.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        if isinstance(node, SequenceNode):
-            stack.extend(child for child in node.value if not isinstance(child, ScalarNode))
-            continue
-        if not isinstance(node, MappingNode):
-            continue
-        for key, value in node.value:
-            if not isinstance(value, ScalarNode):
-                stack.append(value)
-            if not isinstance(key, ScalarNode):
-                hint = ""
-                if _JINJA_RE.search(source.text):
-                    hint = " An unquoted '{{ ... }}' is read as a mapping: is this an unrendered Jinja template?"
-                raise YamlEditError("%s: a mapping key is %s, not a plain value; RKE cannot read such a key.%s" % (source.where(key), kind(key), hint))
-
-
-def _block_scalar_keeps_trailing(source, node):
-    if not isinstance(node, ScalarNode) or node.style not in ("|", ">"):
-        return False
-    header = source.line(node.start_mark.line)[node.start_mark.column :].split("#", 1)[0]
-    return "+" in header.split(" ", 1)[0]
-
-
-def last_line(source, node, key=None):
-    """Index of the last line that holds content of ``node`` (or of its ``key`` when it is empty)."""
-    if node is None or is_empty(node):
-        return last_line(source, key) if key is not None else 0
-    if is_block(node):
-        if isinstance(node, MappingNode):
-            child_key, child_value = node.value[-1]
-            return max(last_line(source, child_key), last_line(source, child_value, child_key))
-        return last_line(source, node.value[-1])
-    start, end = node.start_mark, node.end_mark
-    last = end.line if (end.column > 0 or end.line == start.line) else end.line - 1
-    last = min(last, len(source.lines) - 1)
-    if not _block_scalar_keeps_trailing(source, node):
-        while last > start.line and not source.line(last).strip():
-            last -= 1
-    return max(last, start.line)
-
-
-def first_child_column(source, node):
-    """Column of the first key (mapping) or dash (sequence) of a block collection."""
-    if isinstance(node, MappingNode):
-        return node.value[0][0].start_mark.column
-    return dash_column(source, node.value[0])
-
-
-def dash_column(source, item):
-    """Column of the ``-`` that introduces a block sequence item."""
-    line_index, col = item.start_mark.line, item.start_mark.column
-    while line_index >= 0:
-        text = source.line(line_index)
-        col = min(col, len(text))
-        while col > 0:
-            col -= 1
-            char = text[col]
-            if char == "-":
-                return col
-            if char not in " \t":
-                return item.start_mark.column
-        line_index -= 1
-        col = len(source.line(line_index)) if line_index >= 0 else 0
-    return item.start_mark.column
+DELETE = object()  # as a child's new value in Editor.update: remove that child altogether
 
 
 class Layout:
     """The file's own indentation habits, learnt from its block collections."""
 
-    def __init__(self, source, root):
+    def __init__(self, source: Source, root):
         self.source = source
         self.step = None
         self.seq_offset = None
@@ -259,7 +63,7 @@ class Layout:
         if self.seq_offset is None:
             self.seq_offset = self.step
 
-    def child_step(self, *containers):
+    def child_step(self, *containers) -> int:
         """Indent step for new children, learnt from sibling containers first."""
         for container in containers:
             if not is_block(container) or not isinstance(container, MappingNode):
@@ -272,71 +76,31 @@ class Layout:
         return self.step
 
 
-# --------------------------------------------------------------------------- scalars
-
-
-def _resolves_to_str(text):
-    resolver = yaml.resolver.Resolver()
-    return resolver.resolve(ScalarNode, text, (True, False)) == STR_TAG
-
-
-def plain_is_safe(text, allow_bool_int=False):
-    """Whether ``text`` can be written as a plain scalar and read back as the same text."""
-    if not text or text != text.strip() or text[0] in "-?:,[]{}#&*!|>'\"%@`":
-        return False
-    if ": " in text or " #" in text or text.endswith(":") or any(c in text for c in "\n\r\t\x85\u2028\u2029"):
-        return False
-    if not all(c.isprintable() for c in text):
-        return False
-    if _resolves_to_str(text):
-        try:
-            node = yaml.compose("k: " + text, Loader=LOADER)
-        except yaml.YAMLError:
-            return False
-        return node.value[0][1].value == text
-    return allow_bool_int and (text in ("true", "false") or bool(_GO_INT_RE.match(text)))
-
-
-def render_scalar(text, style=None, allow_bool_int=True):
-    """Text of a YAML scalar for ``text``; ``style`` is the quote style to keep, if any."""
-    if style == "'" and all(c.isprintable() for c in text):
-        return "'" + text.replace("'", "''") + "'"
-    if style != '"' and plain_is_safe(text, allow_bool_int=allow_bool_int):
-        return text
-    return json.dumps(text, ensure_ascii=False)
-
-
-def render_key(text):
-    return render_scalar(text, allow_bool_int=False)
-
-
-# --------------------------------------------------------------------------- edits
+# --------------------------------------------------------------------------- line splices
 
 
 class Edits:
     """Line-level changes to a Source, applied in one pass."""
 
-    def __init__(self, source):
+    def __init__(self, source: Source):
         self.source = source
         self._replace = {}
         self._delete = set()
         self._insert = {}
 
-    def __bool__(self):
+    def __bool__(self) -> bool:
         return bool(self._replace or self._delete or self._insert)
 
-    __nonzero__ = __bool__
-
-    def replace(self, line, start_col, end_col, text):
+    def replace(self, line: int, start_col: int, end_col: int, text: str) -> None:
         self._replace.setdefault(line, []).append((start_col, end_col, text))
 
-    def delete(self, first, last):
+    def delete(self, first: int, last: int) -> None:
         self._delete.update(range(first, last + 1))
 
-    def insert_after(self, line, new_lines):
+    def insert_after(self, line: int, new_lines: list) -> None:
         self._insert.setdefault(line, []).extend(new_lines)
 
-    def apply(self):
+    def apply(self) -> str:
         source = self.source
         out = []
         count = len(source.lines)
@@ -354,3 +118,186 @@ class Edits:
                 last_of_file = index == count - 1 and position == len(inserted) - 1
                 out.append(ending if (last_of_file and not ending) else source.newline)
         return "".join(out)
+
+
+# --------------------------------------------------------------------------- structural operations
+
+
+class Editor:
+    """Structural edits of one composed file. Callers say what a mapping should hold; the editor works out where.
+
+    A path is a list of (key, value) nodes from a child of the root down to the node concerned; values given
+    are a mapping of scalar texts (dict), a list of scalar texts (list), or DELETE.
+    """
+
+    def __init__(self, source: Source, root):
+        self.source = source
+        self.root = root
+        self.edits = Edits(source)
+        self._layout = None
+
+    def __bool__(self) -> bool:
+        return bool(self.edits)
+
+    @property
+    def layout(self) -> Layout:
+        if self._layout is None:
+            self._layout = Layout(self.source, self.root)
+        return self._layout
+
+    def apply(self) -> str:
+        return self.edits.apply()
+
+    def update(self, names, children) -> None:
+        """Make the mapping at key path ``names`` (from the root) hold ``children`` (name -> dict, list or DELETE).
+
+        Missing parents are created; other children, and everything else in the file, are left as they are.
+        """
+        path, node = [], self.root
+        for name in names:
+            found = entry(node, name) if isinstance(node, MappingNode) else None
+            if found is None:
+                break
+            path.append(found)
+            node = found[1]
+        missing = list(names[len(path) :])
+        if missing or not is_block(node):
+            added = [(name, value) for name, value in children.items() if value is not DELETE]
+            if added:
+                self.add_children(path, missing, added)
+            return
+        new = []
+        for name, value in children.items():
+            found = entry(node, name)
+            if value is DELETE:
+                if found is not None:
+                    self.delete(found)
+            elif found is None:
+                new.append((name, value))
+            elif isinstance(value, dict):
+                self.set_mapping(path + [found], value)
+            else:
+                self.set_list(path + [found], value)
+        if new:
+            self.add_children(path, [], new)
+
+    def delete(self, found) -> None:
+        """Remove the entry ``key: value`` (the pair ``found``) with all its lines."""
+        self.edits.delete(*span(self.source, *found))
+
+    def set_mapping(self, path, pairs) -> None:
+        """Make the mapping under the last key of ``path`` hold exactly ``pairs`` (name -> scalar text), in place."""
+        key, value = path[-1]
+        col = self._sibling_column(path)
+        if not is_block(value):
+            self._rewrite_flow(key, value, pairs, col, self.layout.child_step(*[node for _key, node in reversed(path[:-1])]))
+            return
+        source, edits = self.source, self.edits
+        child_col = first_child_column(source, value)
+        current = OrderedDict((name_node.value, (name_node, value_node)) for name_node, value_node in value.value)
+        kept = 0
+        for name, (name_node, value_node) in current.items():
+            if name not in pairs:
+                if source.line(name_node.start_mark.line)[: name_node.start_mark.column].strip():
+                    raise YamlEditError("%s: cannot remove %s, which shares its line with other content" % (source.where(name_node), name))
+                edits.delete(*span(source, name_node, value_node))
+                continue
+            kept += 1
+            if pairs[name] == value_node.value:
+                continue
+            if value_node.start_mark.line != value_node.end_mark.line or is_empty(value_node):
+                first = name_node.start_mark.line
+                edits.delete(*span(source, name_node, value_node))
+                edits.insert_after(first, [entry_line(name_node.start_mark.column, name, pairs[name])])
+                continue
+            style = value_node.style if value_node.style in ("'", '"') else None
+            edits.replace(value_node.start_mark.line, value_node.start_mark.column, value_node.end_mark.column, render_scalar(pairs[name], style))
+        added = [(k, v) for k, v in pairs.items() if k not in current]
+        if added:
+            edits.insert_after(last_line(source, value, key), [entry_line(child_col, k, v) for k, v in added])
+        elif not kept:
+            self._write_after_colon(key, " {}")
+
+    def set_list(self, path, items) -> None:
+        """Make the list under the last key of ``path`` hold ``items``: others removed, new ones appended."""
+        key, value = path[-1]
+        if not is_block(value):
+            self._rewrite_flow(key, value, items, self._sibling_column(path), self.layout.step)
+            return
+        source = self.source
+        nodes = list(value.value)
+        dash = dash_column(source, nodes[0])
+        present = [node.value for node in nodes]
+        kept = 0
+        for node in nodes:
+            if node.value in items:
+                kept += 1
+                continue
+            start = node.start_mark.line
+            if source.line(start)[:dash].strip():
+                raise YamlEditError("%s: cannot remove an item of %s, which shares its line with other content" % (source.where(node), key.value))
+            self.edits.delete(start, last_line(source, node))
+        added = [item for item in items if item not in present]
+        if added:
+            self.edits.insert_after(last_line(source, value, key), [item_line(dash, item) for item in added])
+        elif not kept:
+            self._write_after_colon(key, " []")
+
+    def add_children(self, path, missing, children) -> None:
+        """Add ``children`` ((name, dict or list) pairs) at the end of the mapping at ``path``, under the keys
+        ``missing`` created on the way. An empty path means the root; a null or ``{}`` there becomes a block."""
+        source, layout = self.source, self.layout
+        parent_key, parent = path[-1] if path else (None, self.root)
+        step = layout.child_step(*[node for _key, node in reversed(path)])
+        if is_block(parent) and parent_key is not None:
+            col = first_child_column(source, parent)
+            anchor = last_line(source, parent, parent_key)
+        elif parent_key is not None:
+            if missing and isinstance(parent, MappingNode) and parent.value:
+                raise YamlEditError(
+                    "%s: %s is written in flow style ({...}); rewrite it in block style and run again" % (source.where(parent), parent_key.value)
+                )
+            self._clear_value(parent_key, parent)
+            col = parent_key.start_mark.column + step
+            anchor = parent_key.start_mark.line
+        else:
+            col = 0
+            anchor = last_line(source, parent)
+        lines = []
+        for name in missing:
+            lines.append("%s%s:" % (" " * col, name))
+            col += step
+        for name, value in children:
+            lines.extend(block_lines(col, step, layout.seq_offset, name, value))
+        self.edits.insert_after(anchor, lines)
+
+    # -- helpers: where text goes
+
+    def _sibling_column(self, path) -> int:
+        parent = path[-2][1] if len(path) > 1 else self.root
+        return first_child_column(self.source, parent)
+
+    def _write_after_colon(self, key, text: str) -> None:
+        column = self.source.line(key.start_mark.line).find(":", key.end_mark.column) + 1
+        self.edits.replace(key.start_mark.line, column, column, text)
+
+    def _clear_value(self, key, value) -> None:
+        """Make ``key: <null or {} or []>`` a bare ``key:`` so that a block can follow."""
+        if is_empty(value):
+            return
+        if value.start_mark.line != value.end_mark.line:
+            raise YamlEditError("%s: %s spans several lines in flow style; rewrite it in block style and run again" % (self.source.where(value), key.value))
+        line = self.source.line(key.start_mark.line)
+        start = value.start_mark.column
+        end = value.end_mark.column
+        while start > 0 and line[start - 1] in " \t":
+            start -= 1
+        self.edits.replace(key.start_mark.line, start, end, "")
+
+    def _rewrite_flow(self, key, value, new_value, col: int, step: int) -> None:
+        """Replace a one-line flow collection (or a null) by the block form of ``new_value``."""
+        self._clear_value(key, value)
+        if not new_value:
+            self._write_after_colon(key, " {}" if isinstance(new_value, dict) else " []")
+            return
+        self.edits.insert_after(key.start_mark.line, block_lines(col, step, self.layout.seq_offset, key.value, new_value)[1:])

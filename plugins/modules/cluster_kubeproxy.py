@@ -239,18 +239,18 @@ msg:
   sample: "services.kubeproxy updated: proxy-mode unset -> ipvs"
 """
 
-import errno
 import os
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.common.text.converters import to_native
 
+from ansible_collections.rkeops.ipvs.plugins.module_utils._cluster_yml import ClusterYmlError, read_text
 from ansible_collections.rkeops.ipvs.plugins.module_utils._files import write_atomically
 from ansible_collections.rkeops.ipvs.plugins.module_utils._kubeproxy import SCHEDULERS, RequestError, build_request, patch
-from ansible_collections.rkeops.ipvs.plugins.module_utils._yamledit import HAS_YAML, YAML_IMPORT_ERROR, YamlEditError
+from ansible_collections.rkeops.ipvs.plugins.module_utils._yamltext import HAS_YAML, YAML_IMPORT_ERROR, YamlEditError
 
 
-def argument_spec():
+def argument_spec() -> dict:
     return dict(
         path=dict(type="path", required=True, aliases=["dest"]),
         state=dict(type="str", default="present", choices=["present", "absent"]),
@@ -273,38 +273,22 @@ def argument_spec():
     )
 
 
-def read_file(module, path):
-    """Resolve and read the file; every failure says what to do and changes nothing."""
+def read_file(module: AnsibleModule, path: str) -> tuple:
+    """Resolve and read the file: (real path, text); every failure says what to do and changes nothing."""
     try:
-        real = os.path.realpath(path)
-        os.stat(path)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            module.fail_json(msg="%s: symbolic link loop; point path at the real cluster.yml" % path)
-        if exc.errno == errno.ENOENT:
-            module.fail_json(msg="%s: no such file; point path at RKE's cluster.yml (the file given to rke up --config)" % path)
-        module.fail_json(msg="%s: cannot be read (%s)" % (path, exc.strerror))
-    if os.path.isdir(real):
-        module.fail_json(msg="%s is a directory; point path at the cluster.yml file inside it" % path)
-    try:
-        with open(real, "rb") as handle:
-            data = handle.read()
-    except OSError as exc:
-        module.fail_json(msg="%s: cannot be read (%s); run as a user that can read it (become: true?)" % (path, exc.strerror))
-    try:
-        return real, data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        module.fail_json(msg="%s: byte %d is not UTF-8; RKE reads cluster.yml as UTF-8 text" % (path, exc.start))
+        return read_text(path)
+    except ClusterYmlError as exc:
+        module.fail_json(msg=to_native(exc))
 
 
-def write_file(module, real, text):
+def write_file(module: AnsibleModule, real: str, text: str) -> None:
     try:
         write_atomically(module, real, text, ".cluster_kubeproxy.", unsafe_writes=module.params["unsafe_writes"])
     except OSError as exc:
         module.fail_json(msg="%s: cannot write a temporary file in %s (%s); file unchanged" % (real, os.path.dirname(real), to_native(exc)))
 
 
-def describe(before, after, changed):
+def describe(before: str | None, after: str | None, changed: bool) -> str:
     if not changed:
         return "services.kubeproxy already as requested"
     if before == after:

@@ -10,7 +10,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.constructor import DuplicateKeyError
 
 from ansible_collections.rkeops.ipvs.plugins.module_utils._kubeproxy import RequestError, build_request, patch
-from ansible_collections.rkeops.ipvs.plugins.module_utils._yamledit import YamlEditError
+from ansible_collections.rkeops.ipvs.plugins.module_utils._yamltext import YamlEditError
 
 from helpers import corpus_files, extra_args, kubeproxy, outside_stanza, rke_view
 
