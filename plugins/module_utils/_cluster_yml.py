@@ -38,6 +38,10 @@ DEFAULT_SERVICE_CLUSTER_IP_RANGE = "10.43.0.0/16"
 # rancher/rke cluster/state.go (stateFileExt) and pki/constants.go (KubeAdminConfigPrefix).
 STATE_FILE_EXT = ".rkestate"
 KUBE_CONFIG_PREFIX = "kube_config_"
+# kube-proxy's --metrics-bind-address default; a bare IP gets the port appended (kubernetes pkg/proxy/util
+# AppendPortIfNeeded, IPv6 in brackets). Its metrics server also answers /proxyMode.
+DEFAULT_METRICS_BIND_ADDRESS = "127.0.0.1:10249"
+METRICS_PORT = 10249
 JINJA_HINT = " The file contains '{{', '{%' or '{#': if it is an unrendered Jinja template, render it first."
 
 
@@ -95,6 +99,17 @@ def kube_config_path(config_path: str) -> str:
     """
     folder, name = _config_parts(config_path)
     return os.path.join(folder, KUBE_CONFIG_PREFIX + name)
+
+
+def with_metrics_port(address: str) -> str:
+    """A kube-proxy bind address with its port: kept when it has one, the metrics port added when only a host is given."""
+    if address.startswith("["):
+        return address if "]:" in address else "%s:%d" % (address, METRICS_PORT)
+    if address.count(":") == 1:
+        return address
+    if ":" in address:  # a bare IPv6 address
+        return "[%s]:%d" % (address, METRICS_PORT)
+    return "%s:%d" % (address, METRICS_PORT)
 
 
 def plain(node):
@@ -187,6 +202,15 @@ class ClusterYml:
                 raise self.error("%s: %s holds %s, but RKE passes each flag as name: text" % (self.source.where(bad), path, kind(bad)))
             result[key.value] = "" if is_null(value) else value.value
         return result
+
+    @property
+    def metrics_bind_address(self) -> str | None:
+        """Where kube-proxy serves metrics (and /proxyMode): its default when unset, None when set empty (off)."""
+        args = self.kubeproxy_extra_args
+        if "metrics-bind-address" not in args:
+            return DEFAULT_METRICS_BIND_ADDRESS
+        address = args["metrics-bind-address"]
+        return with_metrics_port(address) if address else None
 
     @property
     def state_file(self) -> str:

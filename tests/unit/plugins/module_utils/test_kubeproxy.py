@@ -9,7 +9,7 @@ import yaml
 from ruamel.yaml import YAML
 from ruamel.yaml.constructor import DuplicateKeyError
 
-from ansible_collections.rkeops.ipvs.plugins.module_utils._kubeproxy import RequestError, build_request, patch
+from ansible_collections.rkeops.ipvs.plugins.module_utils._kubeproxy import build_request, patch
 from ansible_collections.rkeops.ipvs.plugins.module_utils._yamltext import YamlEditError
 
 from helpers import corpus_files, extra_args, kubeproxy, outside_stanza, rke_view
@@ -308,26 +308,6 @@ def test_errors_never_quote_the_file():
     with pytest.raises(YamlEditError) as error:
         patch(secret, "cluster.yml", request())
     assert "c2VjcmV0" not in str(error.value) and "BEGIN" not in str(error.value)
-
-
-@pytest.mark.parametrize(
-    ("params", "message"),
-    [
-        ({"ipvs_scheduler": "fastest"}, "ipvs_scheduler=fastest: unknown"),
-        ({"ipvs_exclude_cidrs": ["10.0.0.0"]}, "not a CIDR"),
-        ({"ipvs_exclude_cidrs": ["10.0.0.0/33"]}, "not a CIDR"),
-        ({"ipvs_tcp_timeout": "-5s"}, "must not be negative"),
-        ({"ipvs_udp_timeout": "5 minutes"}, "not a Go duration"),
-        ({"ipvs_sync_period": "0s"}, "greater than 0"),
-        ({"ipvs_sync_period": "10s", "ipvs_min_sync_period": "1m"}, "must not be longer"),
-        ({"proxy_mode": "iptables", "ipvs_scheduler": "rr"}, "only apply to proxy_mode=ipvs"),
-        ({"extra_args": {"--v": 2}}, "not a kube-proxy flag name"),
-        ({"extra_args": {"v": [1]}}, "give a string, number or boolean"),
-    ],
-)
-def test_bad_options_are_refused(params, message):
-    with pytest.raises(RequestError, match=message):
-        build_request(params)
 
 
 def test_durations_accept_seconds_and_go_forms():
