@@ -6,8 +6,9 @@
 Private to the collection: plain functions and a class, testable without Ansible.
 
 ``read_text`` reads the bytes (clear errors for a missing, unreadable or looping path, a directory, text that is
-not UTF-8); ``ClusterYml`` composes the text once into nodes with marks, refuses what is not a mapping, and gives
-the composed root (for editors), rke's non-strict view of any node (``plain``) and a few cluster-wide values.
+not UTF-8); ``ClusterYml`` composes the text once into nodes with marks, refuses what is not a mapping or has keys
+rke cannot read, and gives the composed root (for editors), rke's non-strict view of any node (``plain``) and a
+few cluster-wide values.
 The files rke writes beside cluster.yml are named as rke names them (``state_file_path``, ``kube_config_path``).
 
 RKE reads cluster.yml with go-yaml v2 (YAML 1.1, not strict): every scalar is text for it, and of two equal
@@ -27,6 +28,7 @@ from ansible_collections.rkeops.ipvs.plugins.module_utils._yamltext import (
     SequenceNode,
     Source,
     YamlEditError,
+    check_keys,
     compose,
     entry,
     is_null,
@@ -138,6 +140,10 @@ class ClusterYml:
             raise self.error("%s: the file is empty; RKE's cluster.yml must be a mapping (nodes:, services:, ...)" % name)
         if not isinstance(root, MappingNode):
             raise self.error("%s: the document is %s, but RKE's cluster.yml must be a mapping (nodes:, services:, ...)" % (self.source.where(root), kind(root)))
+        try:
+            check_keys(self.source, root)  # rke cannot read a key that is a list or a mapping (an unquoted {{ }})
+        except YamlEditError as exc:
+            raise ClusterYmlError(str(exc)) from None
         self.root = root
 
     @classmethod

@@ -19,7 +19,6 @@ from ansible_collections.rkeops.ipvs.plugins.module_utils._yamltext import (
     ScalarNode,
     SequenceNode,
     YamlEditError,
-    check_keys,
     is_null,
     kind,
     span,
@@ -36,7 +35,6 @@ class Stanza:
         self.cluster = cluster
         self.source = source = cluster.source
         root = cluster.root
-        check_keys(source, root)
         self.services_key, self.services = self._single(root, "services", "")
         if self.services is not None and not (isinstance(self.services, MappingNode) or is_null(self.services)):
             raise YamlEditError("%s: services is %s, but RKE expects a mapping of services" % (source.where(self.services), kind(self.services)))

@@ -118,9 +118,10 @@ def test_load_names_the_file_as_given(tmp_path):
         ("- a\n", "line 1, column 1: the document is a list, but RKE's cluster.yml must be a mapping"),
         ("just text\n", "the document is a scalar"),
         ("a: 1\n---\nb: 2\n", "more than one YAML document"),
+        ("nodes:\n  - {{ node }}: x\n", "line 2, column 5: a mapping key is a mapping, not a plain value; RKE cannot read such a key"),
     ],
 )
-def test_what_is_not_a_mapping_is_refused(text, message):
+def test_what_rke_cannot_read_is_refused(text, message):
     with pytest.raises(ClusterYmlError, match=message) as error:
         cluster(text)
     assert str(error.value).startswith("cluster.yml")
