@@ -1,17 +1,16 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) rkeops.ipvs contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Writing a file in place safely (private to the collection)."""
-
-from __future__ import annotations
+"""Writing a file in place safely (private to the collection). Runs on the nodes: Python 3.6 syntax at most."""
 
 import os
 import tempfile
+from typing import Optional
 
 from ansible.module_utils.common.text.converters import to_bytes
 
 
-def write_atomically(module, path: str, text: str, prefix: str, mode: int | None = None, unsafe_writes: bool = False) -> None:
+def write_atomically(module, path: str, text: str, prefix: str, mode: Optional[int] = None, unsafe_writes: bool = False) -> None:
     """Write through a temporary file in the target's directory, then rename it into place with atomic_move.
 
     Raises OSError when the temporary file cannot be written (the target is then untouched); atomic_move fails
