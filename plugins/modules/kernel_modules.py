@@ -3,8 +3,6 @@
 # Copyright (c) rkeops.ipvs contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-from __future__ import annotations
-
 DOCUMENTATION = r"""
 ---
 module: kernel_modules
@@ -63,13 +61,16 @@ options:
       - Its directory is created (mode C(0755)) when missing, as in minimal container images.
     type: path
     default: /etc/modules-load.d/rkeops-ipvs.conf
-  installed_packages:
+  notes:
     description:
-      - Package names to record in the persisted file's header, so that a later V(absent) run can remove
-        exactly the packages that were installed for IPVS and nothing the node had before.
-    type: list
-    elements: str
-    default: []
+      - "The caller's own bookkeeping, kept in the persisted file's header as one comment line per key,
+        C(# <key>: <values>) (keys sorted, values in the order given). This module writes them and gives them no
+        meaning; M(rkeops.ipvs.ipvs_node_info) reads them back as RV(rkeops.ipvs.ipvs_node_info#module:persisted.notes)."
+      - Keys are lower-case words (C(a-z), C(0-9), C(-), C(_)); each value is a list of words without spaces
+        (a string is split on spaces). A key with no values writes no line.
+      - The prereqs role records under C(installed-packages) the packages it installed, for its rollback.
+    type: dict
+    default: {}
   unload:
     description:
       - With O(state=absent), also unload the modules of O(name) (in reverse order). Fails, and says which
@@ -82,6 +83,12 @@ EXAMPLES = r"""
 - name: Load the IPVS modules and keep them across reboots
   rkeops.ipvs.kernel_modules:
     name: [ip_vs, ip_vs_rr, ip_vs_wrr, ip_vs_sh, nf_conntrack]
+
+- name: The same, with a note kept in the file's header
+  rkeops.ipvs.kernel_modules:
+    name: [ip_vs, ip_vs_rr, ip_vs_wrr, ip_vs_sh, nf_conntrack]
+    notes:
+      installed-packages: [ipset, ipvsadm]
 
 - name: Remove the persisted file and unload the modules
   rkeops.ipvs.kernel_modules:
@@ -103,10 +110,14 @@ unloaded:
   type: list
   elements: str
 modules:
-  description: For each module of O(name), where the running kernel has it after the run.
+  description:
+    - For each module of O(name), where the running kernel has it after the run (before it, in check mode), in the
+      vocabulary of M(rkeops.ipvs.ipvs_node_info).
+    - V(loaded) (in C(/proc/modules)), V(builtin) (in C(modules.builtin)), V(loadable) (C(modinfo) finds a
+      module of that name) or V(missing).
   returned: always
   type: dict
-  sample: {ip_vs: loaded, nf_conntrack: builtin, ip_vs_sh: absent}
+  sample: {ip_vs: loaded, nf_conntrack: builtin, ip_vs_sh: loadable}
 persist_file:
   description: The persisted file's path.
   returned: always
@@ -119,6 +130,7 @@ persist_changed:
 """
 
 import os
+import re
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
@@ -126,23 +138,36 @@ from ansible.module_utils.common.text.converters import to_native
 from ansible_collections.rkeops.ipvs.plugins.module_utils._files import write_atomically
 from ansible_collections.rkeops.ipvs.plugins.module_utils._kmod import (
     C_LOCALE,
-    normalize,
+    SBIN,
+    modinfo_resolver,
+    module_states,
     read_text,
     render_persist_file,
     running_kernel_modules,
     unique,
 )
 
-
-def where(names: list[str], loaded: set[str], builtin: set[str]) -> dict[str, str]:
-    return {name: "loaded" if name in loaded else "builtin" if name in builtin else "absent" for name in names}
+_NOTE_KEY = re.compile(r"^[a-z][a-z0-9_-]*$")
 
 
-def run_modprobe(module: AnsibleModule, args: list[str], what: str) -> None:
-    modprobe = module.get_bin_path("modprobe", required=True, opt_dirs=["/usr/sbin", "/sbin"])
-    rc, _out, err = module.run_command([modprobe] + args, environ_update=C_LOCALE)
+def checked_notes(module: AnsibleModule, notes: dict) -> dict:
+    """notes with every value a list of words; fail_json on a key or value that would not read back the same."""
+    checked = {}
+    for key, value in notes.items():
+        words = value.split() if isinstance(value, str) else value
+        if not _NOTE_KEY.match(key):
+            module.fail_json(msg="notes: key %r is not a lower-case word (a-z, 0-9, -, _)" % key)
+        if not isinstance(words, list) or [word for word in words if not isinstance(word, str) or word.split() != [word]]:
+            module.fail_json(msg="notes: %s must be a list of words without spaces, got %r" % (key, value))
+        checked[key] = words
+    return checked
+
+
+def run_modprobe(module: AnsibleModule, args: list, what: str) -> None:
+    modprobe = module.get_bin_path("modprobe", required=True, opt_dirs=SBIN)
+    rc, _out, err = module.run_command([modprobe] + args)
     if rc != 0:
-        module.fail_json(msg="%s failed on %s (rc=%d): %s" % (what, os.uname()[1], rc, err.strip()), rc=rc, stderr=err)
+        module.fail_json(msg="%s failed (rc=%d): %s" % (what, rc, err.strip()), rc=rc, stderr=err)
 
 
 def write_persist_file(module: AnsibleModule, path: str, content: str) -> None:
@@ -160,11 +185,12 @@ def main():
             state=dict(type="str", choices=["present", "absent"], default="present"),
             load=dict(type="bool", default=True),
             persist_file=dict(type="path", default="/etc/modules-load.d/rkeops-ipvs.conf"),
-            installed_packages=dict(type="list", elements="str", default=[]),
+            notes=dict(type="dict", default={}),
             unload=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )
+    module.run_command_environ_update = C_LOCALE
     params = module.params
     names = unique(params["name"])
     if not names:
@@ -172,6 +198,7 @@ def main():
     bad = [name for name in names if not name.replace("_", "").isalnum()]
     if bad:
         module.fail_json(msg="not a kernel module name: %s" % ", ".join(bad))
+    notes = checked_notes(module, params["notes"])
     path = params["persist_file"]
     release = os.uname()[2]
     loaded, builtin = running_kernel_modules(release)
@@ -179,7 +206,7 @@ def main():
 
     before = read_text(path) if os.path.exists(path) else None
     if params["state"] == "present":
-        after = render_persist_file(names, [normalize(p) for p in params["installed_packages"]])
+        after = render_persist_file(names, notes)
         missing = [name for name in names if name not in loaded and name not in builtin]
         if missing and params["load"]:
             result["loaded"] = missing
@@ -191,7 +218,7 @@ def main():
                 loaded, builtin = running_kernel_modules(release)
                 absent = [name for name in missing if name not in loaded and name not in builtin]
                 if absent:
-                    module.fail_json(msg="modprobe succeeded but /proc/modules lacks %s on %s (kernel %s)" % (", ".join(absent), os.uname()[1], release))
+                    module.fail_json(msg="modprobe succeeded but /proc/modules lacks %s (kernel %s)" % (", ".join(absent), release))
     else:
         after = None
         if params["unload"]:
@@ -217,7 +244,8 @@ def main():
                     write_persist_file(module, path, after)
             except OSError as exc:
                 module.fail_json(msg="cannot write %s: %s" % (path, to_native(exc)))
-    result["modules"] = where(names, loaded, builtin)
+    # modinfo runs only for a module neither loaded nor built in: none on an idempotent run.
+    result["modules"] = module_states(names, loaded, builtin, modinfo_resolver(module, release))
     module.exit_json(**result)
 
 
