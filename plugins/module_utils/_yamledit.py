@@ -160,6 +160,9 @@ class Editor:
                 break
             path.append(found)
             node = found[1]
+        for depth, (_key, value) in enumerate(path[:-1]):
+            if not is_block(value):  # the text of a child inside a flow collection cannot be spliced by lines
+                raise self._flow_error(path[: depth + 1])
         missing = list(names[len(path) :])
         if missing or not is_block(node):
             added = [(name, value) for name, value in children.items() if value is not DELETE]
@@ -244,25 +247,24 @@ class Editor:
             self._write_after_colon(key, " []")
 
     def add_children(self, path, missing, children) -> None:
-        """Add ``children`` ((name, dict or list) pairs) at the end of the mapping at ``path``, under the keys
-        ``missing`` created on the way. An empty path means the root; a null or ``{}`` there becomes a block."""
+        """Add ``children`` ((name, dict or list) pairs) at the end of the mapping at ``path`` (empty: the root), under
+        the keys ``missing`` created on the way. A null or ``{}`` there becomes a block; a flow mapping too when every
+        child it holds is rewritten, otherwise it is refused (its other children would be lost)."""
         source, layout = self.source, self.layout
         parent_key, parent = path[-1] if path else (None, self.root)
         step = layout.child_step(*[node for _key, node in reversed(path)])
-        if is_block(parent) and parent_key is not None:
+        if is_block(parent):
             col = first_child_column(source, parent)
             anchor = last_line(source, parent, parent_key)
         elif parent_key is not None:
-            if missing and isinstance(parent, MappingNode) and parent.value:
-                raise YamlEditError(
-                    "%s: %s is written in flow style ({...}); rewrite it in block style and run again" % (source.where(parent), parent_key.value)
-                )
+            if isinstance(parent, MappingNode) and parent.value:
+                if missing or not {key.value for key, _value in parent.value} <= {name for name, _value in children}:
+                    raise self._flow_error(path)
             self._clear_value(parent_key, parent)
             col = parent_key.start_mark.column + step
             anchor = parent_key.start_mark.line
         else:
-            col = 0
-            anchor = last_line(source, parent)
+            raise self._flow_error(path)
         lines = []
         for name in missing:
             lines.append("%s%s:" % (" " * col, name))
@@ -272,6 +274,11 @@ class Editor:
         self.edits.insert_after(anchor, lines)
 
     # -- helpers: where text goes
+
+    def _flow_error(self, path) -> YamlEditError:
+        node = path[-1][1] if path else self.root
+        name = ".".join(key.value for key, _value in path) or "the document"
+        return YamlEditError("%s: %s is written in flow style ({...}); rewrite it in block style and run again" % (self.source.where(node), name))
 
     def _sibling_column(self, path) -> int:
         parent = path[-2][1] if len(path) > 1 else self.root

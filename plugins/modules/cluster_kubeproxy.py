@@ -23,7 +23,8 @@ description:
     words such as C(yes) or C(on) found in the stanza are reported (see O(fix_yaml11_booleans)).
   - The file is refused, and left untouched, when RKE would read it differently from what the module
     sees or not at all, for example invalid YAML, an unrendered Jinja template, two C(services:) keys,
-    two C(kubeproxy:) keys, or a misspelt C(kube-proxy:) stanza that RKE would silently ignore.
+    two C(kubeproxy:) keys, or a misspelt C(kube-proxy:) stanza that RKE would silently ignore; and when
+    C(services) or C(kubeproxy) is written in flow style (C({...})) with keys the edit would otherwise lose.
   - The module never prints the rest of the file, which holds SSH keys, passwords and certificates;
     the diff shows only the C(services.kubeproxy) stanza.
   - Requires PyYAML on the host that runs the module (it comes with ansible-core on the controller).

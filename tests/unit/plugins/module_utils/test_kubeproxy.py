@@ -178,6 +178,21 @@ def test_stanza_forms(stanza, expected):
     assert result["text"] == "services:\n" + expected + "network:\n  plugin: none\n"
 
 
+def test_a_flow_stanza_is_rewritten_only_when_nothing_in_it_would_be_lost():
+    text = "services:\n  kubeproxy: {extra_args: {v: 1}}\n"
+    result = patch(text, "c.yml", request(windows_proxy_mode=""))
+    assert result["text"] == "services:\n  kubeproxy:\n    extra_args:\n      v: 1\n      proxy-mode: ipvs\n"
+    # extra_args is already right and would not be rewritten: it would be lost with the flow mapping.
+    with pytest.raises(YamlEditError, match="services.kubeproxy is written in flow style"):
+        patch("services:\n  kubeproxy: {extra_args: {proxy-mode: ipvs}}\n", "c.yml", request())
+
+
+def test_an_indented_document_gets_services_at_its_own_column():
+    text = "  nodes: []\n  network: {}\n"
+    result = patch(text, "c.yml", request(windows_proxy_mode=""))
+    assert result["text"] == text + "  services:\n    kubeproxy:\n      extra_args:\n        proxy-mode: ipvs\n"
+
+
 def test_unmanaged_keys_and_comments_inside_the_stanza_stay():
     text = "services:\n  kubeproxy:\n    image: my/kp:1  # pinned\n    extra_args:\n      # tuned by ops\n      v: 4\n    extra_env:\n      - A=b\n"
     result = patch(text, "c.yml", request(windows_proxy_mode=""))
@@ -295,6 +310,10 @@ def test_diff_holds_only_the_stanza(corpus):
         ("x: &x {extra_args: {v: 1}}\nservices:\n  kubeproxy: *x\n", "alias"),
         ("services:\n  kubeproxy:\n    extra_args: {a: b,\n      c: d}\n", "spans several lines"),
         ("? [a]\n: 1\n", "a mapping key is a list"),
+        ("services: {etcd: {}}\n", "line 1, column 11: services is written in flow style"),
+        ("services: {kubeproxy: {extra_args: {v: 1}}}\n", "line 1, column 11: services is written in flow style"),
+        ("services:\n  kubeproxy: {image: x}\n", "line 2, column 14: services.kubeproxy is written in flow style"),
+        ("{nodes: []}\n", "line 1, column 1: the document is written in flow style"),
     ],
 )
 def test_bad_input_is_refused_with_a_clear_message(text, message):
