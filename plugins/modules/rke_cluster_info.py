@@ -75,8 +75,10 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-path:
-  description: The absolute path of the config file, as given (symbolic links not resolved).
+cluster_yml:
+  description:
+    - The absolute path of the config file, as given (symbolic links not resolved).
+    - Not named C(path), so that Ansible does not add the file's owner, mode and size to the result.
   returned: always
   type: str
   sample: /opt/rke/cluster.yml
@@ -104,7 +106,7 @@ metrics_bind_address:
   type: str
   sample: 127.0.0.1:10249
 state_file:
-  description: The absolute path of rke's state file, C(cluster.rkestate), derived from RV(path) as rke derives it.
+  description: The absolute path of rke's state file, C(cluster.rkestate), derived from RV(cluster_yml) as rke derives it.
   returned: always
   type: str
   sample: /opt/rke/cluster.rkestate
@@ -135,7 +137,7 @@ from ansible_collections.rkeops.ipvs.plugins.module_utils._yamltext import HAS_Y
 def cluster_info(cluster: ClusterYml) -> dict:
     """What the module returns about ``cluster`` (whose name is the config path); raises ClusterYmlError."""
     return dict(
-        path=cluster.name,
+        cluster_yml=cluster.name,
         service_cluster_ip_range=cluster.service_cluster_ip_range,
         kubernetes_version=cluster.kubernetes_version,
         kube_proxy_extra_args=cluster.kubeproxy_extra_args,

@@ -65,7 +65,8 @@ def test_values_and_files_beside_cluster_yml(cluster, capsys):
     (cluster.parent / "cluster.rkestate").write_text("{}")
     result = run(capsys, path=str(cluster))
     assert result["_rc"] == 0 and result["changed"] is False
-    assert result["path"] == str(cluster)
+    assert result["cluster_yml"] == str(cluster)
+    assert "mode" not in result and "owner" not in result  # no file attributes added for a "path" key
     assert result["service_cluster_ip_range"] == "10.96.0.0/12"
     assert result["kubernetes_version"] == "v1.26.8-rancher1-1"
     assert result["kube_proxy_extra_args"] == {"proxy-mode": "ipvs", "metrics-bind-address": "0.0.0.0"}
@@ -107,7 +108,7 @@ def test_relative_path_and_symbolic_link_name_the_state_file_as_rke_does(cluster
     (other / "site.yml").symlink_to(cluster)
     monkeypatch.chdir(other)
     result = run(capsys, path="site.yml")
-    assert result["path"] == str(other / "site.yml")
+    assert result["cluster_yml"] == str(other / "site.yml")
     assert result["state_file"] == str(other / "site.rkestate")  # rke names it after the path it was given
     assert result["service_cluster_ip_range"] == "10.96.0.0/12"
 
