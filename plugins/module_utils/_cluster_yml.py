@@ -16,10 +16,9 @@ keys in one mapping the last one wins. Errors name the file, line and key and ne
 cluster.yml holds SSH keys, passwords and certificates.
 """
 
-from __future__ import annotations
-
 import errno
 import os
+from typing import Optional
 
 from ansible_collections.rkeops.ipvs.plugins.module_utils._yamltext import (
     JINJA_RE,
@@ -147,7 +146,7 @@ class ClusterYml:
         self.root = root
 
     @classmethod
-    def load(cls, path: str) -> ClusterYml:
+    def load(cls, path: str) -> "ClusterYml":
         """Read and compose the file at ``path``; errors name ``path`` as given."""
         _real, text = read_text(path)
         return cls(text, path)
@@ -173,7 +172,7 @@ class ClusterYml:
             path.append(name)
         return None if node is None or is_null(node) else node
 
-    def text(self, *names) -> str | None:
+    def text(self, *names) -> Optional[str]:
         """The text of the scalar at key path ``names``, or None when unset, null or empty."""
         node = self.node(*names)
         if node is None:
@@ -188,7 +187,7 @@ class ClusterYml:
         return self.text("services", "kube-api", "service_cluster_ip_range") or DEFAULT_SERVICE_CLUSTER_IP_RANGE
 
     @property
-    def kubernetes_version(self) -> str | None:
+    def kubernetes_version(self) -> Optional[str]:
         """kubernetes_version, None when unset (rke then deploys its own default version)."""
         return self.text("kubernetes_version")
 
@@ -210,7 +209,7 @@ class ClusterYml:
         return result
 
     @property
-    def metrics_bind_address(self) -> str | None:
+    def metrics_bind_address(self) -> Optional[str]:
         """Where kube-proxy serves metrics (and /proxyMode): its default when unset, None when set empty (off)."""
         args = self.kubeproxy_extra_args
         if "metrics-bind-address" not in args:

@@ -15,9 +15,8 @@ RKE reads cluster.yml with go-yaml v2 (YAML 1.1, not strict) into ``map[string]s
   _yamledit           the line splices that get it there
 """
 
-from __future__ import annotations
-
 from collections import OrderedDict
+from typing import Optional
 
 from ansible_collections.rkeops.ipvs.plugins.module_utils._cluster_yml import ClusterYml
 from ansible_collections.rkeops.ipvs.plugins.module_utils._kubeproxy_request import SCHEDULERS, RequestError, build_request
@@ -42,7 +41,7 @@ def patch(text: str, name: str, request: dict) -> dict:
         return _patch(text, name, request)
 
 
-def changes(stanza: Stanza, args: dict, binds: list | None, win) -> OrderedDict:
+def changes(stanza: Stanza, args: dict, binds: Optional[list], win) -> OrderedDict:
     """The children of services.kubeproxy to rewrite (name -> new value or DELETE), in the order they are written."""
     result = OrderedDict()
     if dict(args) != dict(stanza.values()):

@@ -7,8 +7,6 @@ Private to the collection: plain functions, testable without Ansible. Every valu
 RKE hands to kube-proxy (``--flag=value``); option values that cannot work raise RequestError naming the option.
 """
 
-from __future__ import annotations
-
 import ipaddress
 import re
 from collections import OrderedDict

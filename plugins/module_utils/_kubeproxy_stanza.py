@@ -8,8 +8,6 @@ refuses, naming file, line and key, everything an in-place edit could get wrong:
 RKE uses is ambiguous), misspelt stanzas RKE ignores, aliases and merge keys, values of the wrong kind.
 """
 
-from __future__ import annotations
-
 import re
 from collections import OrderedDict
 

@@ -8,9 +8,8 @@ options ask), testable without Ansible. Nothing here knows where lines are; ``_k
 result to the YAML editor.
 """
 
-from __future__ import annotations
-
 from collections import OrderedDict
+from typing import Optional
 
 from ansible_collections.rkeops.ipvs.plugins.module_utils._kubeproxy_stanza import Stanza
 from ansible_collections.rkeops.ipvs.plugins.module_utils._yamledit import DELETE
@@ -34,7 +33,7 @@ def same_flag(old: str, new: str) -> bool:
     return (old in _GO_TRUE and new in _GO_TRUE) or (old in _GO_FALSE and new in _GO_FALSE)
 
 
-def bind_target(bind: str) -> str | None:
+def bind_target(bind: str) -> Optional[str]:
     """The container path of a ``host:container[:options]`` bind."""
     parts = str(bind).split(":")
     return parts[1].rstrip("/") or "/" if len(parts) > 1 else None
@@ -83,7 +82,7 @@ def target_args(stanza: Stanza, request: dict, warnings: list) -> OrderedDict:
     return result
 
 
-def target_binds(stanza: Stanza, request: dict, warnings: list) -> list | None:
+def target_binds(stanza: Stanza, request: dict, warnings: list) -> Optional[list]:
     """extra_binds after the request, None when unchanged; a second /lib/modules mount is reported or removed."""
     binds = stanza.bind_values()
     new_binds = []

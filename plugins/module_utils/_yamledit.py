@@ -9,8 +9,6 @@ so every line not edited keeps its exact bytes (comments, quoting, indentation, 
 name the file, line and column and never quote file content.
 """
 
-from __future__ import annotations
-
 from collections import OrderedDict
 
 from ansible_collections.rkeops.ipvs.plugins.module_utils._yamltext import (

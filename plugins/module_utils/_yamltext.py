@@ -10,12 +10,11 @@ Error messages built here name the file, line and column and never quote file co
 cluster.yml holds SSH keys, passwords and certificates.
 """
 
-from __future__ import annotations
-
 import contextlib
 import gc
 import json
 import re
+from typing import Optional
 
 try:
     import yaml
@@ -280,7 +279,7 @@ def plain_is_safe(text: str, allow_bool_int: bool = False) -> bool:
     return allow_bool_int and (text in ("true", "false") or bool(_GO_INT_RE.match(text)))
 
 
-def render_scalar(text: str, style: str | None = None, allow_bool_int: bool = True) -> str:
+def render_scalar(text: str, style: Optional[str] = None, allow_bool_int: bool = True) -> str:
     """Text of a YAML scalar for ``text``; ``style`` is the quote style to keep, if any."""
     if style == "'" and all(c.isprintable() for c in text):
         return "'" + text.replace("'", "''") + "'"

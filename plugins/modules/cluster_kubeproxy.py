@@ -3,8 +3,6 @@
 # Copyright (c) rkeops.ipvs contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-from __future__ import annotations
-
 DOCUMENTATION = r"""
 ---
 module: cluster_kubeproxy
@@ -241,6 +239,7 @@ msg:
 """
 
 import os
+from typing import Optional
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.common.text.converters import to_native
@@ -289,7 +288,7 @@ def write_file(module: AnsibleModule, real: str, text: str) -> None:
         module.fail_json(msg="%s: cannot write a temporary file in %s (%s); file unchanged" % (real, os.path.dirname(real), to_native(exc)))
 
 
-def describe(before: str | None, after: str | None, changed: bool) -> str:
+def describe(before: Optional[str], after: Optional[str], changed: bool) -> str:
     if not changed:
         return "services.kubeproxy already as requested"
     if before == after:
