@@ -98,7 +98,7 @@ def test_make_setup_installs_every_tool_on_a_fresh_machine(tmp_path):
     out = done.stdout
     assert done.returncode == 0, out + done.stderr
 
-    before, _, rest = out.partition("== setup")
+    before, _sep, rest = out.partition("== setup")
     # The container really is a new machine: it has what one has, and none of the lab's tools.
     for tool in ("ssh", "mkfs.ext4", "docker", "git"):
         assert f"present {tool}\n" in before, out
