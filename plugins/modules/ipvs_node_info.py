@@ -11,8 +11,8 @@ version_added: 0.1.0
 description:
   - Reports, in one module execution and without changing anything, what the preflight of
     P(rkeops.ipvs.prereqs#role) needs to decide whether a node can run kube-proxy in IPVS mode.
-  - The OS (family, distribution, version, whether the node is a container, the age of apt's package lists), so
-    that the role needs no separate fact gathering.
+  - The OS (family, distribution, version, whether the node is a container, and what apt's package lists hold: how
+    many package indexes and how old they are), so that the role needs no separate fact gathering.
   - The running kernel (release, whether C(/lib/modules/<release>) exists, and when it does not, whether a newer
     kernel is installed and waits for a reboot), and for each module of O(name) where the kernel has it.
   - The conntrack module to load, chosen by probing the running kernel rather than by comparing version
@@ -100,10 +100,25 @@ os:
       description: The container runtime when the node is a container (it then shares its host's kernel), else an empty string.
       type: str
       sample: docker
-    apt_lists_age:
-      description: Seconds since apt's package lists were last updated (C(/var/lib/apt/lists)), or -1 without apt.
-      type: int
-      sample: 86400
+    apt_lists:
+      description:
+        - What apt's package lists (C(/var/lib/apt/lists)) hold, judged by their content rather than by the
+          directory's time, which is fresh on images whose lists were emptied (mmdebstrap's default, container
+          and many cloud images) while C(apt-get install) finds no package there.
+      type: dict
+      contains:
+        indexes:
+          description:
+            - How many package indexes the lists hold (C(*_Packages) files, compressed or not; C(*_Release),
+              C(*_InRelease), C(*_Translation-*), C(lock) and C(partial/) do not count). 0 without apt.
+          type: int
+          sample: 4
+        age:
+          description:
+            - Seconds since apt last wrote a package index there (the newest index file, or the directory
+              itself when apt moved a file into it later), or -1 when there is no index.
+          type: int
+          sample: 86400
 kernel:
   description: The running kernel and its module tree.
   returned: always
@@ -179,7 +194,10 @@ persisted:
 """
 
 import os
+import re
+import stat
 import time
+from typing import Optional
 
 # ansible-core's distribution facts collector (ansible.module_utils.facts.system.distribution) would run here, but
 # importing it imports the whole facts package (every hardware, network and virtual collector, through
@@ -250,11 +268,41 @@ def container_runtime() -> str:
     return ""
 
 
-def apt_lists_age() -> int:
+APT_LISTS = "/var/lib/apt/lists"
+# apt's package indexes are named after their URI, ending in _Packages, kept compressed when Acquire::GzipIndexes
+# is set (the suffix names the compressor). The Release files alone say nothing about what can be installed.
+_APT_INDEX = re.compile(r"_Packages(?:\.(?:gz|xz|lz4|zst|bz2|lzma))?$")
+
+
+def apt_lists(folder: str, now: Optional[float] = None) -> dict:
+    """{indexes: package index files in apt's lists, age: seconds since apt last wrote one, or -1 when none}.
+
+    An empty lists directory is fresh (mmdebstrap, container images) yet `apt-get install` finds nothing: the
+    content decides. The age is not the index files' time alone: apt gives each downloaded file the mirror's
+    Last-Modified time (on the project's Debian 12 machine, right after an `apt-get update`, bookworm's main index
+    carried the date of the last point release, months back), so the directory's own time, which changes when apt
+    moves a newly downloaded file into it, counts too.
+    """
     try:
-        return int(time.time() - os.stat("/var/lib/apt/lists").st_mtime)
+        names = os.listdir(folder)
+        folder_time = os.stat(folder).st_mtime
     except OSError:
-        return -1
+        return dict(indexes=0, age=-1)
+    indexes, newest = 0, folder_time
+    for name in names:
+        if not _APT_INDEX.search(name):
+            continue
+        try:
+            info = os.stat(os.path.join(folder, name))
+        except OSError:
+            continue
+        # An empty index holds no package (a compressed one is never empty).
+        if stat.S_ISREG(info.st_mode) and info.st_size > 0:
+            indexes += 1
+            newest = max(newest, info.st_mtime)
+    if not indexes:
+        return dict(indexes=0, age=-1)
+    return dict(indexes=indexes, age=max(0, int((time.time() if now is None else now) - newest)))
 
 
 def other_module_trees(release: str) -> list:
@@ -301,7 +349,7 @@ def main():
             distribution=get_distribution() or "",
             version=get_distribution_version() or "",
             container=container_runtime(),
-            apt_lists_age=apt_lists_age(),
+            apt_lists=apt_lists(APT_LISTS),
         ),
         kernel=dict(
             release=release,

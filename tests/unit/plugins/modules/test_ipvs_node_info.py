@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import pytest
 from ansible.module_utils.basic import AnsibleModule
@@ -65,6 +66,7 @@ def node(monkeypatch):
     monkeypatch.setattr(ipvs_node_info, "get_distribution_version", lambda: "12.11")
     monkeypatch.setattr(ipvs_node_info, "container_runtime", lambda: "")
     monkeypatch.setattr(ipvs_node_info, "other_module_trees", lambda release: ["6.1.0-30-amd64"])
+    monkeypatch.setattr(ipvs_node_info, "APT_LISTS", "/nonexistent/apt/lists")
     # Module warnings are kept process-wide; each test starts without any.
     monkeypatch.setattr(ansible_warnings, "_global_warnings", {})
     return node
@@ -85,7 +87,7 @@ def test_return_shape(node, tmp_path, capsys):
     result.pop("invocation", None)
     assert result == {
         "changed": False,
-        "os": {"family": "Debian", "distribution": "Debian", "version": "12.11", "container": "", "apt_lists_age": result["os"]["apt_lists_age"]},
+        "os": {"family": "Debian", "distribution": "Debian", "version": "12.11", "container": "", "apt_lists": {"indexes": 0, "age": -1}},
         "kernel": {
             "release": RELEASE,
             "version": "6.1.0",
@@ -100,7 +102,6 @@ def test_return_shape(node, tmp_path, capsys):
         "commands": {"ipset": "/usr/sbin/ipset", "ipvsadm": None},
         "persisted": {"exists": False, "modules": [], "notes": {}},
     }
-    assert isinstance(result["os"]["apt_lists_age"], int)
 
 
 def test_modules_the_kernel_lacks_are_missing_in_the_order_asked(node, tmp_path, capsys):
@@ -176,3 +177,75 @@ def test_os_family_is_reported_with_ansible_cores_distribution(node, tmp_path, c
     result = run(capsys, persist_file=str(tmp_path / "none.conf"))
     assert result["os"]["family"] == "Debian"
     assert result["os"]["distribution"] == "Ubuntu"
+
+
+# --- apt's package lists, judged by what they hold -------------------------------------------------------------
+
+NOW = 1_800_000_000
+DAY = 86400
+
+
+def lists_folder(tmp_path, files, folder_age):
+    """An apt lists folder with {name: (size, age in seconds)}, the folder itself written folder_age seconds ago."""
+    folder = tmp_path / "lists"
+    (folder / "partial").mkdir(parents=True)
+    for name, (size, age) in files.items():
+        path = folder / name
+        path.write_bytes(b"x" * size)
+        os.utime(path, (NOW - age, NOW - age))
+    os.utime(folder, (NOW - folder_age, NOW - folder_age))
+    return str(folder)
+
+
+MIRROR = "deb.debian.org_debian_dists_bookworm"
+
+
+@pytest.mark.parametrize(
+    ("files", "folder_age", "expected"),
+    [
+        # mmdebstrap's default, container and cloud images: a fresh folder, nothing apt-get install could find.
+        ({"lock": (0, 60)}, 60, {"indexes": 0, "age": -1}),
+        # Release files alone hold no package.
+        ({MIRROR + "_InRelease": (150_000, 60), MIRROR + "_main_i18n_Translation-en": (9, 60), "lock": (0, 60)}, 60, {"indexes": 0, "age": -1}),
+        # An empty index holds no package either.
+        ({MIRROR + "_main_binary-amd64_Packages": (0, 60)}, 60, {"indexes": 0, "age": -1}),
+        # Indexes kept compressed or not, every compressor apt knows; the newest counts.
+        (
+            {
+                MIRROR + "_main_binary-amd64_Packages.lz4": (18_000_000, 140 * DAY),
+                MIRROR + "-updates_main_binary-amd64_Packages.xz": (11_000, 2 * DAY),
+                MIRROR + "-security_main_binary-amd64_Packages.gz": (770_000, 3 * DAY),
+                "example.org_repo_._Packages": (500, 9 * DAY),
+                "x_Packages.zst": (9, 9 * DAY),
+                "x_Packages.bz2": (9, 9 * DAY),
+                "x_Packages.lzma": (9, 9 * DAY),
+                "x_Packages.diff_Index": (9, 1),
+            },
+            30 * DAY,
+            {"indexes": 7, "age": 2 * DAY},
+        ),
+        # apt gives a file the mirror's Last-Modified time: right after an update, bookworm's main index can be
+        # months old; the folder, into which apt just moved it, says when apt wrote it.
+        ({MIRROR + "_main_binary-amd64_Packages.lz4": (18_000_000, 140 * DAY)}, 600, {"indexes": 1, "age": 600}),
+    ],
+    ids=["empty", "release-files-only", "empty-index", "compressed-indexes", "mirror-time"],
+)
+def test_apt_lists_are_judged_by_their_indexes(tmp_path, files, folder_age, expected):
+    assert ipvs_node_info.apt_lists(lists_folder(tmp_path, files, folder_age), now=NOW) == expected
+
+
+def test_apt_lists_without_apt(tmp_path):
+    assert ipvs_node_info.apt_lists(str(tmp_path / "missing"), now=NOW) == {"indexes": 0, "age": -1}
+
+
+def test_apt_lists_reported_by_the_module(node, tmp_path, capsys, monkeypatch):
+    index = tmp_path / "lists" / (MIRROR + "_main_binary-amd64_Packages")
+    index.parent.mkdir()
+    index.write_text("Package: ipset\n")
+    written = time.time() - 7200
+    os.utime(index, (written, written))
+    os.utime(index.parent, (written, written))
+    monkeypatch.setattr(ipvs_node_info, "APT_LISTS", str(index.parent))
+    result = run(capsys, persist_file=str(tmp_path / "none.conf"))
+    assert result["os"]["apt_lists"]["indexes"] == 1
+    assert 7200 <= result["os"]["apt_lists"]["age"] <= 7260
