@@ -18,6 +18,15 @@ sys.path.insert(0, str(_LINK_BASE))
 
 from helpers import CORPUS  # noqa: E402  (needs the path set up above)
 
+try:
+    import ansible.module_utils.testing  # noqa: F401  (ansible-core 2.19 and later)
+except ImportError:
+    # ansible-core 2.16 to 2.18 (make units-oldest) have no ansible.module_utils.testing: the module tests get the
+    # same patch_module_args from ansible_testing_compat.py, written the way those releases read a module's args.
+    import ansible_testing_compat
+
+    sys.modules["ansible.module_utils.testing"] = ansible_testing_compat
+
 
 @pytest.fixture
 def corpus():

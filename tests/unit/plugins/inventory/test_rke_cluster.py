@@ -214,6 +214,11 @@ def run_inventory(source, *args):
     return subprocess.run([ANSIBLE_INVENTORY, "-i", str(source), *args], capture_output=True, text=True, env=env, check=False)
 
 
+def unwrapped(text):
+    """The text without its whitespace: ansible-core 2.16 wraps warnings at 80 columns, breaking paths at hyphens too."""
+    return "".join(text.split())
+
+
 def source_file(tmp_path, cluster_yml, extra=None):
     data = {"plugin": "rkeops.ipvs.rke_cluster", "cluster_yml": str(cluster_yml), **(extra or {})}
     path = tmp_path / "cluster.rke_cluster.yml"
@@ -262,7 +267,7 @@ def test_ansible_inventory_bad_file_fails_with_a_clear_error(tmp_path):
     cluster.write_text("nodes:\n  - address: 10.0.0.1\n  - address: 10.0.0.1\n    hostname_override: two\n")
     result = run_inventory(source_file(tmp_path, cluster), "--list")
     assert result.returncode != 0
-    assert f"{cluster}: line 3, column 5: node 2 has the same address and port 10.0.0.1:22 as node 1 (line 2)" in result.stderr
+    assert unwrapped(f"{cluster}: line 3, column 5: node 2 has the same address and port 10.0.0.1:22 as node 1 (line 2)") in unwrapped(result.stderr)
 
 
 def test_ansible_inventory_cache_serves_a_second_run(tmp_path, corpus):
@@ -276,6 +281,12 @@ def test_ansible_inventory_cache_serves_a_second_run(tmp_path, corpus):
     second = run_inventory(source, "--list")
     assert second.returncode == 0, second.stderr
     assert unwrap(json.loads(second.stdout))["rke_nodes"]["hosts"] == ["1.2.3.4"]
-    flushed = run_inventory(source, "--list", "--flush-cache")
+    # Once the cache is flushed the plugin reads the file again, and says it is gone. ansible-inventory has
+    # --flush-cache (2.19 and 2.21 do; 2.16, make units-oldest, does not: there flushing is removing the cache).
+    if "--flush-cache" in run_inventory(source, "--help").stdout:
+        flushed = run_inventory(source, "--list", "--flush-cache")
+    else:
+        shutil.rmtree(tmp_path / "cache")
+        flushed = run_inventory(source, "--list")
     assert flushed.returncode != 0
-    assert "cannot read RKE cluster file" in flushed.stderr
+    assert unwrapped("cannot read RKE cluster file") in unwrapped(flushed.stderr)
