@@ -3,8 +3,6 @@
 # Copyright (c) rkeops.ipvs contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-from __future__ import annotations
-
 DOCUMENTATION = r"""
 ---
 module: kube_proxy_info
@@ -13,12 +11,18 @@ version_added: 0.1.0
 description:
   - Reads, in one module execution, everything that shows whether RKE's C(kube-proxy) container runs in the
     expected proxy mode, and says in words what is wrong when it does not.
-  - The container's state (C(docker inspect)); its log (C(docker logs)), in the wordings of the Kubernetes
-    versions RKE ships (C(Using ipvs Proxier.) up to 1.20, the quoted structured form from 1.21) and the
-    fallback or refusal messages (C(Can't use ipvs proxier, trying iptables proxier), C(Can't use the IPVS
-    proxier), C(Error running ProxyServer), C(Using iptables Proxier)), with the kernel modules kube-proxy names as
-    missing; the answer of kube-proxy's C(/proxyMode) endpoint; the C(kube-ipvs0) interface; and whether
-    C(ipvsadm -Ln) lists the C(kubernetes) service address.
+  - The container's state (C(docker inspect)); the answer of kube-proxy's C(/proxyMode) endpoint on
+    O(metrics_address), which is the authority on the mode; the C(kube-ipvs0) interface; and whether C(ipvsadm -Ln)
+    lists the C(kubernetes) service address.
+  - kube-proxy's log adds the evidence and the reasons. The proxier line (C(Using ipvs Proxier.) up to Kubernetes
+    1.22, the quoted structured form from 1.23) is printed once, in the first seconds of a start, and a kube-proxy
+    that logs at C(--v=2) pushes it out of any tail within hours; so it is read from the log of the container's
+    current start (C(docker logs --since) its C(State.StartedAt), the first O(start_log_lines) lines), with the
+    fallback and refusal messages (C(Can't use the IPVS proxier) up to 1.25; from 1.26 kube-proxy exits with
+    C(can't use the IPVS proxier) and its reason, from 1.27 reasons such as C(Ipvs not supported) or a C(dummy VS) it
+    could not create), the kernel modules kube-proxy names as missing and its ipset problem. Recent errors come from
+    the last O(log_lines) lines.
+  - When C(/proxyMode) does not answer (kube-proxy down, or its metrics server turned off), the log decides the mode.
   - It never changes anything; retry it with C(until) while kube-proxy restarts.
 author:
   - rkeops.ipvs maintainers (@rkeops)
@@ -54,12 +58,23 @@ options:
     description: The port of the C(kubernetes) service.
     type: int
     default: 443
-  proxy_mode_url:
-    description: kube-proxy's metrics endpoint that answers the proxy mode.
+  metrics_address:
+    description:
+      - kube-proxy's C(metrics-bind-address) (C(host:port)), where it answers C(/proxyMode); give the value
+        M(rkeops.ipvs.rke_cluster_info) returns as RV(rkeops.ipvs.rke_cluster_info#module:metrics_bind_address).
+      - An address that listens everywhere (C(0.0.0.0), C([::])) is asked on loopback; a host without a port gets
+        kube-proxy's default port, 10249.
+      - Empty means kube-proxy's metrics server is turned off; the mode is then read from its log alone.
     type: str
-    default: http://127.0.0.1:10249/proxyMode
+    default: 127.0.0.1:10249
+  start_log_lines:
+    description:
+      - How many lines to read from the start of the container's current run. kube-proxy says which proxier it uses
+        within its first lines; at C(--v=1) and above it first lists every flag, one line each.
+    type: int
+    default: 1000
   log_lines:
-    description: How many of the container's last log lines to read.
+    description: How many of the container's last log lines to read for recent errors.
     type: int
     default: 2000
 """
@@ -72,6 +87,19 @@ EXAMPLES = r"""
   until: __kube_proxy.ok
   retries: 24
   delay: 5
+
+- name: Read cluster.yml on the admin host
+  rkeops.ipvs.rke_cluster_info:
+    path: /opt/rke/cluster.yml
+  delegate_to: localhost
+  run_once: true
+  register: __cluster
+
+- name: Ask kube-proxy where cluster.yml says it listens
+  rkeops.ipvs.kube_proxy_info:
+    service_cluster_ip_range: "{{ __cluster.service_cluster_ip_range }}"
+    metrics_address: "{{ __cluster.metrics_bind_address }}"
+  register: __kube_proxy
 """
 
 RETURN = r"""
@@ -86,24 +114,66 @@ problems:
   elements: str
   sample: ["kube-proxy fell back to iptables", "kernel modules not loaded: ip_vs_rr"]
 container:
-  description: The container's C(exists), C(running), C(status), C(restart_count) and C(started_at).
+  description: The container's C(exists), C(running), C(status), C(restart_count), C(started_at) and C(finished_at).
   returned: always
   type: dict
 log:
-  description:
-    - C(mode), the proxier kube-proxy last said it uses (V(ipvs), V(iptables), V(refused) or V(none)), C(mode_line),
-      the last C(fallback_lines), the C(missing_modules) they name, and an C(ipset_problem).
+  description: What kube-proxy's log says.
   returned: always
   type: dict
+  contains:
+    mode:
+      description:
+        - The proxier kube-proxy said it uses since the container's current start, V(ipvs), V(iptables), V(refused)
+          (Kubernetes 1.26 and later exit rather than fall back) or V(none) (not yet said, or rotated away).
+      type: str
+      sample: ipvs
+    mode_line:
+      description: The line that says it.
+      type: str
+    fallback_lines:
+      description: The last five lines that explain a fallback or a refusal.
+      type: list
+      elements: str
+    missing_modules:
+      description: The kernel modules kube-proxy names as not loaded (up to Kubernetes 1.26).
+      type: list
+      elements: str
+    ipset_problem:
+      description: What kube-proxy says about ipset, when it refuses IPVS for it.
+      type: str
+    reasons:
+      description: kube-proxy's other reasons for refusing IPVS, in words (for example C(Ipvs not supported)).
+      type: list
+      elements: str
+    since:
+      description: The C(--since) the log of the current start was read with (seconds since the epoch), empty when
+        the container has had one start and its log was read from the beginning.
+      type: str
+    start_lines:
+      description: How many lines were read from the current start.
+      type: int
+    recent_errors:
+      description: The last errors (klog C(E) and C(F) lines) of the last O(log_lines) lines.
+      type: list
+      elements: str
+    error:
+      description: What C(docker logs) said when it could not read the log (for example a logging driver that cannot be read back).
+      type: str
 proxy_mode:
-  description: What O(proxy_mode_url) answered, or null.
+  description: What C(/proxyMode) answered, or null (no answer, or O(metrics_address) empty).
   returned: always
   type: str
   sample: ipvs
 proxy_mode_error:
-  description: Why O(proxy_mode_url) gave no answer.
+  description: Why C(/proxyMode) gave no answer.
   returned: always
   type: str
+proxy_mode_url:
+  description: The URL asked, from O(metrics_address); null when the metrics server is turned off.
+  returned: always
+  type: str
+  sample: http://127.0.0.1:10249/proxyMode
 kube_ipvs0:
   description: Whether the C(kube-ipvs0) interface exists.
   returned: always
@@ -127,6 +197,8 @@ service_listed:
 
 import json
 import os
+import shlex
+from typing import Dict, Optional, Tuple
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.urls import open_url
@@ -134,14 +206,18 @@ from ansible.module_utils.urls import open_url
 from ansible_collections.rkeops.ipvs.plugins.module_utils._kmod import C_LOCALE
 from ansible_collections.rkeops.ipvs.plugins.module_utils._kubeproxy_status import (
     kubernetes_service,
+    log_since,
+    metrics_url,
     problems,
     read_log,
+    recent_errors,
+    split_docker_log,
     virtual_servers,
 )
 
 
-def inspect_container(module: AnsibleModule, docker: str | None, name: str) -> dict:
-    state = dict(exists=False, running=False, status="absent", restart_count=0, started_at="")
+def inspect_container(module: AnsibleModule, docker: Optional[str], name: str) -> Dict[str, object]:
+    state = dict(exists=False, running=False, status="absent", restart_count=0, started_at="", finished_at="")
     if docker is None:
         state["status"] = "docker not installed"
         return state
@@ -152,12 +228,33 @@ def inspect_container(module: AnsibleModule, docker: str | None, name: str) -> d
     status = data.get("State", {})
     state.update(
         exists=True,
-        running=bool(status.get("Running")),
+        # docker says Running while a container waits to be restarted; kube-proxy is not running then.
+        running=bool(status.get("Running")) and not status.get("Restarting"),
         status=status.get("Status", "unknown"),
         restart_count=int(data.get("RestartCount", 0)),
         started_at=status.get("StartedAt", ""),
+        finished_at=status.get("FinishedAt", ""),
     )
     return state
+
+
+def read_start(module: AnsibleModule, docker: str, name: str, since: Optional[str], lines: int) -> Tuple[str, int, str]:
+    """(the first lines of the container's current start, how many, docker's error), with docker's time stamps.
+
+    `head` stops `docker logs` after those lines, however long kube-proxy has been logging since.
+    """
+    command = [docker, "logs", "--timestamps"] + (["--since", since] if since else []) + [name]
+    pipeline = "%s 2>&1 | head -n %d" % (" ".join(shlex.quote(part) for part in command), max(lines, 1))
+    _rc, out, _err = module.run_command(pipeline, use_unsafe_shell=True, environ_update=C_LOCALE)
+    log, other = split_docker_log(out)
+    return "\n".join(log), len(log), "; ".join(other)
+
+
+def read_tail(module: AnsibleModule, docker: str, name: str, lines: int) -> str:
+    _rc, out, err = module.run_command([docker, "logs", "--timestamps", "--tail", str(max(lines, 0)), name], environ_update=C_LOCALE)
+    # kube-proxy writes to stderr (klog), docker logs gives each stream on its own: merged in time order.
+    log, _other = split_docker_log(out + "\n" + err)
+    return "\n".join(log)
 
 
 def main():
@@ -167,7 +264,8 @@ def main():
             container=dict(type="str", default="kube-proxy"),
             service_cluster_ip_range=dict(type="str", default="10.43.0.0/16"),
             service_port=dict(type="int", default=443),
-            proxy_mode_url=dict(type="str", default="http://127.0.0.1:10249/proxyMode"),
+            metrics_address=dict(type="str", default="127.0.0.1:10249"),
+            start_log_lines=dict(type="int", default=1000),
             log_lines=dict(type="int", default=2000),
         ),
         supports_check_mode=True,
@@ -177,17 +275,30 @@ def main():
         service = kubernetes_service(params["service_cluster_ip_range"], params["service_port"])
     except ValueError as exc:
         module.fail_json(msg="service_cluster_ip_range %r is not a network: %s" % (params["service_cluster_ip_range"], exc))
+    try:
+        url = metrics_url(params["metrics_address"])
+    except ValueError as exc:
+        module.fail_json(
+            msg="metrics_address: %s; give kube-proxy's metrics-bind-address as host:port (for example 127.0.0.1:10249), "
+            "or an empty string when its metrics server is turned off" % exc
+        )
     docker = module.get_bin_path("docker", opt_dirs=["/usr/bin", "/usr/local/bin"])
     container = inspect_container(module, docker, params["container"])
-    log_text = ""
+    since = log_since(container["started_at"], container["finished_at"])
+    start_text, start_lines, log_error, tail_text = "", 0, "", ""
     if container["exists"]:
-        _rc, out, err = module.run_command([docker, "logs", "--tail", str(params["log_lines"]), params["container"]], environ_update=C_LOCALE)
-        log_text = out + "\n" + err
+        start_text, start_lines, log_error = read_start(module, docker, params["container"], since, params["start_log_lines"])
+        tail_text = read_tail(module, docker, params["container"], params["log_lines"])
+    log = read_log(start_text)
+    log.update(since=since or "", start_lines=start_lines, recent_errors=recent_errors(tail_text), error=log_error)
     proxy_mode, proxy_error = None, ""
-    try:
-        proxy_mode = open_url(params["proxy_mode_url"], timeout=3, use_proxy=False).read().decode("utf-8", "replace").strip()
-    except Exception as exc:  # noqa: BLE001 - any failure to answer is reported, not raised
-        proxy_error = str(exc)
+    if url is None:
+        proxy_error = "kube-proxy's metrics server is turned off (metrics_address is empty)"
+    else:
+        try:
+            proxy_mode = open_url(url, timeout=3, use_proxy=False).read().decode("utf-8", "replace").strip()
+        except Exception as exc:  # noqa: BLE001 - any failure to answer is reported, not raised
+            proxy_error = str(exc)
     ipvsadm = module.get_bin_path("ipvsadm", opt_dirs=["/usr/sbin", "/sbin"])
     servers = []
     if ipvsadm:
@@ -195,10 +306,10 @@ def main():
         servers = virtual_servers(out) if rc == 0 else []
     facts = dict(
         container=container,
-        log=read_log(log_text),
+        log=log,
         proxy_mode=proxy_mode,
         proxy_mode_error=proxy_error,
-        proxy_mode_url=params["proxy_mode_url"],
+        proxy_mode_url=url,
         kube_ipvs0=os.path.exists("/sys/class/net/kube-ipvs0"),
         virtual_servers=servers,
         kubernetes_service=service,

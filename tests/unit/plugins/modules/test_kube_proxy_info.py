@@ -1,0 +1,333 @@
+"""kube_proxy_info run through AnsibleModule against a fake `docker` that serves a container's state and log.
+
+The fake keeps docker's semantics that the module relies on: `inspect` gives State.StartedAt/FinishedAt, `logs`
+honours --since (inclusive), --tail and --timestamps, writes the container's stdout and stderr lines to its own
+stdout and stderr, and stops when the reader goes away. So the module's real commands run: `docker logs --since ...
+| head`, then `docker logs --tail`, in one module execution.
+
+Real lines: kube-proxy's wordings from docs/research/rke-kube-proxy.md (B2, B6) and docs/research/samples/12
+(traefik/traefik#9263), read verbatim.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.rkeops.ipvs.plugins.modules import kube_proxy_info
+
+SAMPLES = Path(__file__).resolve().parents[4] / "docs" / "research" / "samples"
+SECOND = 1_000_000_000
+T0 = 1_714_564_800 * SECOND  # 2024-05-01T12:00:00Z
+
+FAKE_DOCKER = '''#!__PYTHON__
+"""Fake docker: inspect and logs of one container, from the JSON file $FAKE_DOCKER_STATE."""
+import datetime, json, os, re, sys
+
+state = json.load(open(os.environ["FAKE_DOCKER_STATE"]))
+with open(os.environ["FAKE_DOCKER_STATE"] + ".calls", "a") as calls:
+    calls.write(json.dumps(sys.argv[1:]) + "\\n")
+
+
+def stamp(ns):
+    moment = datetime.datetime.fromtimestamp(ns // 10**9, datetime.timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S") + ".%09dZ" % (ns % 10**9)
+
+
+def parse_since(text):
+    if re.match(r"^\\d+(\\.\\d+)?$", text):
+        seconds, _dot, fraction = text.partition(".")
+        return int(seconds) * 10**9 + int((fraction or "0").ljust(9, "0")[:9])
+    raise SystemExit("fake docker: --since %s not understood" % text)
+
+
+args = sys.argv[1:]
+if args[0] == "inspect":
+    if state.get("inspect") is None:
+        sys.stderr.write("Error: No such container: %s\\n" % args[-1])
+        sys.exit(1)
+    print(json.dumps([state["inspect"]]))
+    sys.exit(0)
+if args[0] == "logs":
+    if state.get("logs_error"):
+        sys.stderr.write(state["logs_error"] + "\\n")
+        sys.exit(1)
+    since, tail, stamps, index = None, None, False, 1
+    while index < len(args) - 1:
+        if args[index] == "--since":
+            since, index = parse_since(args[index + 1]), index + 2
+        elif args[index] == "--tail":
+            tail, index = int(args[index + 1]), index + 2
+        elif args[index] == "--timestamps":
+            stamps, index = True, index + 1
+        else:
+            raise SystemExit("fake docker: %s not understood" % args[index])
+    entries = [entry for entry in state["log"] if since is None or entry[0] >= since]
+    if tail is not None:
+        entries = entries[-tail:] if tail else []
+    try:
+        for ns, stream, text in entries:
+            out = sys.stdout if stream == "stdout" else sys.stderr
+            out.write((stamp(ns) + " " if stamps else "") + text + "\\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os._exit(0)
+    sys.exit(0)
+raise SystemExit("fake docker: %s not understood" % args)
+'''
+
+
+def klog(ns, level, where, message):
+    """A kube-proxy line as klog prints it, at the given time."""
+    moment = datetime.datetime.fromtimestamp(ns // SECOND, datetime.timezone.utc)
+    return [ns, "stderr", "%s%s %s.%06d       1 %s] %s" % (level, moment.strftime("%m%d"), moment.strftime("%H:%M:%S"), (ns % SECOND) // 1000, where, message)]
+
+
+def start_lines(ns, proxier_line, flags=100):
+    """The first lines of a kube-proxy start at --v=2: version, every flag, then the proxier choice."""
+    lines = [klog(ns, "I", "server.go:846", '"Version info" version="v1.24.17"')]
+    lines += [klog(ns + i * 1000, "I", "flags.go:64", 'FLAG: --flag-%d="x"' % i) for i in range(flags)]
+    lines.append(klog(ns + SECOND // 10, *proxier_line))
+    return lines
+
+
+IPVS_LINE = ("I", "server_others.go:274", '"Using ipvs Proxier"')
+IPTABLES_LINE = ("I", "server_others.go:212", '"Using iptables Proxier"')
+FALLBACK_1_24 = [
+    (
+        "E",
+        "server_others.go:259",
+        '"Can\'t use the IPVS proxier" err="IPVS proxier will not be used because the following required kernel modules are not loaded: [ip_vs ip_vs_rr]"',
+    ),
+    IPTABLES_LINE,
+]
+REFUSED_1_28 = [
+    ("E", "server.go:556", '"Error running ProxyServer" err="can\'t use the IPVS proxier: Ipvs not supported"'),
+    ("E", "run.go:74", '"command failed" err="can\'t use the IPVS proxier: Ipvs not supported"'),
+]
+
+
+def iso(ns):
+    moment = datetime.datetime.fromtimestamp(ns // SECOND, datetime.timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S") + ".%09dZ" % (ns % SECOND)
+
+
+def inspect(started, finished=None, status="running", restarts=0):
+    return {
+        "RestartCount": restarts,
+        "State": {
+            "Status": status,
+            "Running": status in ("running", "restarting"),
+            "Restarting": status == "restarting",
+            "StartedAt": iso(started),
+            "FinishedAt": iso(finished) if finished else "0001-01-01T00:00:00Z",
+        },
+    }
+
+
+class Node:
+    def __init__(self, tmp_path):
+        self.state_file = tmp_path / "docker-state.json"
+        self.docker = tmp_path / "docker"
+        self.docker.write_text(FAKE_DOCKER.replace("__PYTHON__", sys.executable))
+        self.docker.chmod(0o755)
+        self.inspect = inspect(T0)
+        self.log = []
+        self.logs_error = ""
+        self.proxy_mode = "ipvs"  # what /proxyMode answers; None: connection refused
+        self.asked = []
+        self.kube_ipvs0 = True
+        self.ipvsadm = "TCP  10.43.0.1:443 rr\n  -> 10.0.2.15:6443               Masq    1      0          0\n"
+
+    def save(self):
+        self.state_file.write_text(json.dumps({"inspect": self.inspect, "log": self.log, "logs_error": self.logs_error}))
+
+    def calls(self):
+        path = Path(str(self.state_file) + ".calls")
+        return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+@pytest.fixture
+def node(tmp_path, monkeypatch):
+    node = Node(tmp_path)
+    monkeypatch.setenv("FAKE_DOCKER_STATE", str(node.state_file))
+    run_command = AnsibleModule.run_command
+
+    def fake_run_command(module, args, **kwargs):
+        if isinstance(args, list) and args[0] == "/usr/sbin/ipvsadm":
+            return 0, "IP Virtual Server version 1.2.1 (size=4096)\n" + node.ipvsadm, ""
+        return run_command(module, args, **kwargs)
+
+    def open_url(url, **kwargs):
+        node.asked.append(url)
+        if node.proxy_mode is None:
+            raise OSError("<urlopen error [Errno 111] Connection refused>")
+
+        class Answer:
+            def read(self):
+                return node.proxy_mode.encode()
+
+        return Answer()
+
+    monkeypatch.setattr(AnsibleModule, "run_command", fake_run_command)
+    monkeypatch.setattr(
+        AnsibleModule, "get_bin_path", lambda module, name, required=False, opt_dirs=None: {"docker": str(node.docker), "ipvsadm": "/usr/sbin/ipvsadm"}[name]
+    )
+    monkeypatch.setattr(kube_proxy_info, "open_url", open_url)
+    exists = os.path.exists
+    monkeypatch.setattr(os.path, "exists", lambda path: node.kube_ipvs0 if path == "/sys/class/net/kube-ipvs0" else exists(path))
+    return node
+
+
+def run(node, capsys, **params):
+    node.save()
+    with patch_module_args(dict(params)), pytest.raises(SystemExit):
+        kube_proxy_info.main()
+    return json.loads(capsys.readouterr().out)
+
+
+def test_proxier_line_found_after_more_than_5000_sync_lines(node, capsys):
+    # iptables mode at --v=2 logs "SyncProxyRules complete" on every sync (B6): the proxier line leaves any tail.
+    node.log = start_lines(T0, IPTABLES_LINE)
+    node.log += [klog(T0 + SECOND + i * 30 * SECOND, "I", "proxier.go:805", '"SyncProxyRules complete" elapsed="12.3ms"') for i in range(6000)]
+    node.proxy_mode = "iptables"
+    result = run(node, capsys, expected_mode="iptables", start_log_lines=500, log_lines=2000)
+    assert result["ok"] is True, result["problems"]
+    assert result["log"]["mode"] == "iptables"
+    assert result["log"]["mode_line"].endswith('server_others.go:212] "Using iptables Proxier"')
+    assert result["log"]["start_lines"] == 500  # head stopped docker logs after the first 500 lines
+    assert result["log"]["since"] == ""  # one start: read from the beginning
+    assert result["log"]["recent_errors"] == []
+    # The tail the module used to read (2000 lines) holds no proxier line at all.
+    tail_call = [call for call in node.calls() if "--tail" in call]
+    assert tail_call == [["logs", "--timestamps", "--tail", "2000", "kube-proxy"]]
+    assert all("Proxier" not in entry[2] for entry in node.log[-2000:])
+
+
+def test_ipvs_judged_ok_with_the_proxier_line_long_gone_from_the_tail(node, capsys):
+    node.log = start_lines(T0, IPVS_LINE)
+    node.log += [klog(T0 + SECOND + i * SECOND, "I", "shared_informer.go:311", '"Caches are synced" controller="endpoint slice config"') for i in range(5500)]
+    result = run(node, capsys)
+    assert result["ok"] is True, result["problems"]
+    assert result["log"]["mode"] == "ipvs"
+    assert result["proxy_mode"] == "ipvs"
+    assert result["virtual_servers"] == ["TCP 10.43.0.1:443 rr"]
+
+
+def test_rotated_log_without_the_first_lines_trusts_proxy_mode(node, capsys):
+    # The first lines of this start were rotated away: what docker still has begins hours later.
+    node.log = [klog(T0 + 3 * 3600 * SECOND + i * SECOND, "I", "proxier.go:1000", '"Syncing ipvs proxier rules"') for i in range(50)]
+    result = run(node, capsys)
+    assert result["ok"] is True, result["problems"]
+    assert result["log"]["mode"] == "none"
+    node.proxy_mode = None
+    result = run(node, capsys)
+    assert result["ok"] is False
+    assert result["problems"][:2] == [
+        "kube-proxy's log since its start does not say which proxier it uses (not yet, or rotated away)",
+        "http://127.0.0.1:10249/proxyMode gives no answer (<urlopen error [Errno 111] Connection refused>)",
+    ]
+
+
+def test_restarted_container_is_judged_on_its_current_start_only(node, capsys):
+    # First run: fell back to iptables for lack of modules; stopped; started again 5 s later with the modules loaded.
+    first = start_lines(T0, FALLBACK_1_24[0])
+    first.append(klog(T0 + SECOND // 5, *FALLBACK_1_24[1]))
+    stopped = T0 + 600 * SECOND
+    started = stopped + 5 * SECOND
+    node.log = first + start_lines(started - SECOND // 100, IPVS_LINE)  # its first line stamped before StartedAt
+    node.inspect = inspect(started, finished=stopped, restarts=1)
+    result = run(node, capsys)
+    assert result["ok"] is True, result["problems"]
+    assert result["log"]["since"] == "%d.%09d" % divmod(started - SECOND, SECOND)
+    assert result["log"]["fallback_lines"] == []
+    assert result["log"]["missing_modules"] == []
+    assert result["log"]["start_lines"] == 102  # the current start's lines, its early first line included
+
+
+def test_fallback_names_the_node_s_missing_modules(node, capsys):
+    # What e2e's verify test reads: 1.21-1.25 fall back to iptables and say which modules are missing.
+    node.log = start_lines(T0, FALLBACK_1_24[0]) + [klog(T0 + SECOND // 5, *FALLBACK_1_24[1])]
+    node.proxy_mode = "iptables"
+    node.kube_ipvs0 = False
+    node.ipvsadm = ""
+    result = run(node, capsys)
+    assert result["ok"] is False
+    assert result["problems"] == [
+        "kube-proxy fell back to iptables",
+        "kernel modules not loaded: ip_vs, ip_vs_rr",
+        "http://127.0.0.1:10249/proxyMode answers iptables",
+        "no kube-ipvs0 interface",
+        "ipvsadm -Ln does not list the kubernetes service 10.43.0.1:443",
+    ]
+
+
+def test_crash_loop_of_kube_proxy_1_28_names_the_refusal_and_its_reason(node, capsys):
+    runs = [T0 + i * 20 * SECOND for i in range(5)]
+    node.log = [line for start in runs for line in start_lines(start, REFUSED_1_28[0], flags=3) + [klog(start + SECOND // 5, *REFUSED_1_28[1])]]
+    node.inspect = inspect(runs[-1], finished=runs[-1] + SECOND // 2, status="restarting", restarts=4)
+    node.proxy_mode = None
+    node.kube_ipvs0 = False
+    node.ipvsadm = ""
+    result = run(node, capsys)
+    assert result["ok"] is False
+    assert result["container"]["running"] is False
+    assert result["problems"][:4] == [
+        "the kube-proxy container is not running (status restarting, 4 restarts)",
+        "kube-proxy refused IPVS mode and exits (Kubernetes 1.26 and later do not fall back to iptables)",
+        "Ipvs not supported",
+        "http://127.0.0.1:10249/proxyMode gives no answer (<urlopen error [Errno 111] Connection refused>)",
+    ]
+    assert result["log"]["start_lines"] == 6  # the last run only
+    assert len(result["log"]["recent_errors"]) == 2  # each error once, however many runs repeated it
+
+
+def test_sample_12_log_verbatim(node, capsys):
+    # traefik/traefik#9263, as posted (with the poster's k9s frame characters).
+    lines = [line for line in (SAMPLES / "12-kube-proxy-log-using-ipvs-proxier_traefik-9263.txt").read_text().splitlines() if not line.startswith("# ")]
+    node.log = [[T0 + i * 1000, "stderr", line] for i, line in enumerate(lines)]
+    result = run(node, capsys)
+    assert result["ok"] is True, result["problems"]
+    assert "server_others.go:274] Using ipvs Proxier." in result["log"]["mode_line"]
+
+
+@pytest.mark.parametrize(
+    ("address", "asked"),
+    [("0.0.0.0:10249", ["http://127.0.0.1:10249/proxyMode"]), ("[::]:10250", ["http://[::1]:10250/proxyMode"]), ("", [])],
+)
+def test_metrics_address(node, capsys, address, asked):
+    node.log = start_lines(T0, IPVS_LINE)
+    result = run(node, capsys, metrics_address=address)
+    assert node.asked == asked
+    assert result["ok"] is True, result["problems"]
+    if not asked:
+        assert result["proxy_mode"] is None
+        assert result["proxy_mode_url"] is None
+        assert result["proxy_mode_error"] == "kube-proxy's metrics server is turned off (metrics_address is empty)"
+
+
+def test_bad_metrics_address_fails_clearly(node, capsys):
+    result = run(node, capsys, metrics_address="127.0.0.1:http")
+    assert result["failed"] is True
+    assert result["msg"].startswith("metrics_address: '127.0.0.1:http' is not host:port; give kube-proxy's metrics-bind-address as host:port")
+
+
+def test_a_log_docker_cannot_read_back_is_named(node, capsys):
+    node.logs_error = "Error response from daemon: configured logging driver does not support reading"
+    result = run(node, capsys)
+    assert result["log"]["error"] == node.logs_error
+    assert result["ok"] is True  # /proxyMode answers ipvs, kube-ipvs0 and the service are there
+
+
+def test_no_container(node, capsys):
+    node.inspect = None
+    result = run(node, capsys)
+    assert result["problems"] == ["no kube-proxy container (has rke up run on this node?)"]
+    assert [call[0] for call in node.calls()] == ["inspect"]  # no log read
