@@ -95,7 +95,8 @@ def split_docker_log(output: str) -> Tuple[List[str], List[str]]:
     """(log lines without docker's time stamps, in time order; other lines, such as docker's own errors)."""
     stamped = []  # type: List[Tuple[int, int, str]]
     other = []  # type: List[str]
-    for index, line in enumerate(output.splitlines()):
+    # Lines end with \n only: a line of kube-proxy's may hold a \r or a form feed, which splitlines() would cut at.
+    for index, line in enumerate(output.split("\n")):
         found = _DOCKER_STAMP.match(line)
         if found:
             stamped.append((docker_time_ns(found.group(1)) or 0, index, found.group(2)))

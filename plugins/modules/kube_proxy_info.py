@@ -21,7 +21,7 @@ description:
     fallback and refusal messages (C(Can't use the IPVS proxier) up to 1.25; from 1.26 kube-proxy exits with
     C(can't use the IPVS proxier) and its reason, from 1.27 reasons such as C(Ipvs not supported) or a C(dummy VS) it
     could not create), the kernel modules kube-proxy names as missing and its ipset problem. Recent errors come from
-    the last O(log_lines) lines.
+    the last O(log_lines) lines of the same start.
   - When C(/proxyMode) does not answer (kube-proxy down, or its metrics server turned off), the log decides the mode.
   - It never changes anything; retry it with C(until) while kube-proxy restarts.
 author:
@@ -74,7 +74,7 @@ options:
     type: int
     default: 1000
   log_lines:
-    description: How many of the container's last log lines to read for recent errors.
+    description: How many of the last log lines of the container's current start to read for recent errors.
     type: int
     default: 2000
 """
@@ -154,7 +154,7 @@ log:
       description: How many lines were read from the current start.
       type: int
     recent_errors:
-      description: The last errors (klog C(E) and C(F) lines) of the last O(log_lines) lines.
+      description: The last errors (klog C(E) and C(F) lines) of the current start's last O(log_lines) lines, each error once.
       type: list
       elements: str
     error:
@@ -250,8 +250,10 @@ def read_start(module: AnsibleModule, docker: str, name: str, since: Optional[st
     return "\n".join(log), len(log), "; ".join(other)
 
 
-def read_tail(module: AnsibleModule, docker: str, name: str, lines: int) -> str:
-    _rc, out, err = module.run_command([docker, "logs", "--timestamps", "--tail", str(max(lines, 0)), name], environ_update=C_LOCALE)
+def read_tail(module: AnsibleModule, docker: str, name: str, since: Optional[str], lines: int) -> str:
+    """The last lines of the container's current start (an earlier run's errors are not this one's)."""
+    command = [docker, "logs", "--timestamps"] + (["--since", since] if since else []) + ["--tail", str(max(lines, 0)), name]
+    _rc, out, err = module.run_command(command, environ_update=C_LOCALE)
     # kube-proxy writes to stderr (klog), docker logs gives each stream on its own: merged in time order.
     log, _other = split_docker_log(out + "\n" + err)
     return "\n".join(log)
@@ -288,7 +290,7 @@ def main():
     start_text, start_lines, log_error, tail_text = "", 0, "", ""
     if container["exists"]:
         start_text, start_lines, log_error = read_start(module, docker, params["container"], since, params["start_log_lines"])
-        tail_text = read_tail(module, docker, params["container"], params["log_lines"])
+        tail_text = read_tail(module, docker, params["container"], since, params["log_lines"])
     log = read_log(start_text)
     log.update(since=since or "", start_lines=start_lines, recent_errors=recent_errors(tail_text), error=log_error)
     proxy_mode, proxy_error = None, ""

@@ -291,6 +291,8 @@ def test_split_docker_log_orders_both_streams_and_keeps_docker_s_own_errors_apar
         "2024-05-01T12:00:03.000000003Z \n"
     )
     assert split_docker_log(output) == (["first", "second", ""], ["Error response from daemon: configured logging driver does not support reading"])
+    # A line is what ends with \n, whatever else it holds.
+    assert split_docker_log("2024-05-01T12:00:03.000000001Z a\rb\x0cc\n") == (["a\rb\x0cc"], [])
 
 
 @pytest.mark.parametrize(

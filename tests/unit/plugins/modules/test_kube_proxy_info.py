@@ -250,6 +250,12 @@ def test_restarted_container_is_judged_on_its_current_start_only(node, capsys):
     assert result["log"]["fallback_lines"] == []
     assert result["log"]["missing_modules"] == []
     assert result["log"]["start_lines"] == 102  # the current start's lines, its early first line included
+    assert result["log"]["recent_errors"] == []  # the first run's error is not this one's
+    since = result["log"]["since"]
+    assert [call for call in node.calls() if call[0] == "logs"] == [
+        ["logs", "--timestamps", "--since", since, "kube-proxy"],
+        ["logs", "--timestamps", "--since", since, "--tail", "2000", "kube-proxy"],
+    ]
 
 
 def test_fallback_names_the_node_s_missing_modules(node, capsys):
