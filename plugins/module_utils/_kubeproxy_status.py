@@ -9,7 +9,7 @@ Runs on the nodes: Python 3.6 syntax at most (no ``X | None``, no ``list[str]`` 
 The authority on the mode is kube-proxy's metrics endpoint, /proxyMode. Its log adds the evidence and the reasons:
 the proxier line is printed once, within the first seconds of a start, so it is read from the log since the
 container's current start (a long-running kube-proxy at --v=2 logs continuously, and the line scrolls out of any
-tail); recent errors come from the tail.
+tail); recent errors come from the tail of that start.
 """
 
 import calendar
@@ -54,7 +54,6 @@ _DOCKER_STAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]
 _TIME = re.compile(r"^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d+))?(Z|([+-])(\d\d):(\d\d))$")
 # How long before its StartedAt a run's first lines may be stamped (see log_since).
 START_MARGIN_NS = 1000000000
-DEFAULT_METRICS_ADDRESS = "127.0.0.1:10249"
 
 
 def docker_time_ns(text: str) -> Optional[int]:
