@@ -122,6 +122,14 @@ def test_a_python27_node_is_stopped_with_the_python3_it_has(tmp_path, controller
 
 
 @needs_python27
+def test_a_python27_found_by_interpreter_discovery_is_named(tmp_path, controller_ok):
+    # As on EL 7 without ansible_python_interpreter: discovery settles on Python 2.7 (here the only candidate).
+    done = playbook(tmp_path, "auto_silent", {"prereqs_manage_kernel": False, "ansible_interpreter_python_fallback": [str(PYTHON27)]})
+    assert done.returncode != 0
+    assert "Ansible runs the modules with %s, Python 2.7." % PYTHON27 in words(done.stdout)
+
+
+@needs_python27
 def test_a_python27_node_without_python3_is_told_how_to_install_it(tmp_path, controller_ok):
     # A PATH without any python3: the probe finds none (ansible-playbook and the interpreter are given by path).
     bin_dir = tmp_path / "bin"
