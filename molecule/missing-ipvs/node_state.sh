@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # What a failed preflight must leave as it was: installed packages, apt's lists, the modules-load.d
 # directory and the loaded modules. Prints one line per item.
 set -eu

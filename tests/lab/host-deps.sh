@@ -19,6 +19,7 @@ TOOLS=(
   "ssh openssh-client reaches the lab VMs"
   "ssh-keygen openssh-client makes the lab's SSH key"
   "git git lists the collection's files for ansible-test sanity"
+  "shellcheck shellcheck ansible-test sanity checks the shell scripts with it (it skips the test without it)"
 )
 
 # The virtual environment needs the interpreter's venv and ensurepip modules: Debian's python3 ships them in

@@ -38,6 +38,7 @@ HOST_COMMANDS = {
     "ssh": "ssh -V",
     "ssh-keygen": "ssh-keygen -q -t ed25519 -N '' -f /tmp/probe-key",
     "git": "git --version",
+    "shellcheck": "shellcheck --version",
 }
 # The pinned tools the virtual environment must provide.
 VENV_COMMANDS = ("ansible-playbook", "ansible-test", "ansible-lint", "molecule", "pytest", "yamllint", "ruff", "antsibull-changelog")
