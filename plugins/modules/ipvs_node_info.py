@@ -11,8 +11,8 @@ version_added: 0.1.0
 description:
   - Reports, in one module execution and without changing anything, what the preflight of
     P(rkeops.ipvs.prereqs#role) needs to decide whether a node can run kube-proxy in IPVS mode.
-  - The OS (family, distribution, version, whether the node is a container, and what apt's package lists hold: how
-    many package indexes and how old they are), so that the role needs no separate fact gathering.
+  - The OS (family, distribution, version, whether the node is a container, and how many package indexes apt's
+    lists hold and how old they are), so that the role needs no separate fact gathering.
   - The running kernel (release, whether C(/lib/modules/<release>) exists, and when it does not, whether a newer
     kernel is installed and waits for a reboot), and for each module of O(name) where the kernel has it.
   - The conntrack module to load, chosen by probing the running kernel rather than by comparing version
