@@ -64,7 +64,7 @@ EXAMPLES = r"""
 - name: Check kube-proxy against the cluster's own service range
   rkeops.ipvs.kube_proxy_info:
     service_cluster_ip_range: "{{ __cluster.service_cluster_ip_range }}"
-    proxy_mode_url: "http://{{ __cluster.metrics_bind_address | replace('0.0.0.0', '127.0.0.1') }}/proxyMode"
+    metrics_address: "{{ __cluster.metrics_bind_address }}"
 
 - name: Refuse to run rke up without its state file
   ansible.builtin.assert:
