@@ -50,7 +50,7 @@ collection:
 	ln -sfn $(CURDIR) $(BUILD)/collections/ansible_collections/rkeops/ipvs
 
 test: setup  ## Run every test: lint, ansible-test sanity, unit tests, package check, Molecule scenarios, end to end
-	$(MAKE) --no-print-directory lint sanity units package setup-test molecule e2e
+	$(MAKE) --no-print-directory lint sanity sanity-oldest sanity-newest units units-oldest units-newest package setup-test molecule e2e
 
 lint: setup  ## yamllint, ruff (check and format), ansible-lint
 	yamllint --strict .
@@ -72,6 +72,63 @@ sanity: setup  ## ansible-test sanity on a copy of the collection, in local virt
 
 units: setup  ## Unit and property tests (pytest)
 	pytest tests/unit
+
+# The oldest and the newest ansible-core the collection supports (meta/runtime.yml), each with the unit tests and
+# ansible-test sanity, in its own pinned virtual environment keyed by its recipe like the main one:
+# requirements/oldest.txt (ansible-core 2.16 on python3, 3.11 here) and requirements/newest.txt (ansible-core 2.21,
+# which needs Python >= 3.12). Not part of `make setup`: the targets below build them when they are missing.
+.PHONY: units-oldest units-newest sanity-oldest sanity-newest
+PYENV_VERSIONS ?= $(HOME)/.pyenv/versions
+PYTHON_OLDEST ?= $(PYTHON)
+PYTHON_NEWEST ?= $(lastword $(sort $(wildcard $(PYENV_VERSIONS)/3.13.*/bin/python3.13)))
+VENV_OLDEST := $(CACHE)/venv-oldest-$(shell cat requirements/oldest.txt requirements/oldest-constraints.txt | sha256sum | cut -c1-12)
+VENV_NEWEST := $(CACHE)/venv-newest-$(shell cat requirements/newest.txt requirements/newest-constraints.txt | sha256sum | cut -c1-12)
+# The Pythons each core's ansible-test compile- and import-checks the modules with: every version that core
+# supports on managed nodes and that tests/config.yml's python_requires (>=3.6) allows, and that this machine has
+# (2.21 also knows 3.14; pyenv here stops at 3.13). ansible-test finds them as python3.X on PATH:
+# tests/sanity/link-pythons.sh links the pyenv builds into $(CACHE)/pythons-<name>, which goes first on PATH
+# (pyenv's shims would run the global version instead), and fails naming any version missing.
+SANITY_OLDEST_PYTHONS := 3.6 3.7 3.8 3.9 3.10 3.11 3.12
+SANITY_NEWEST_PYTHONS := 3.9 3.10 3.11 3.12 3.13
+# Each core's ansible-test bootstraps pip with a get-pip.py of its own pip version (python_requirements.py,
+# get_venv_packages): 2.16 uses pip 23.1.2, and 21.3.1 for Python 3.6; 2.21 uses pip 25.2. The stand-in takes each
+# place, as it does for `make sanity` (2.19, $(GET_PIP)).
+GET_PIP_OLDEST := $(foreach version,23_1_2 21_3_1,$(dir $(GET_PIP))get_pip_$(version).py)
+GET_PIP_NEWEST := $(dir $(GET_PIP))get_pip_25_2.py
+
+$(VENV_OLDEST)/.installed: requirements/oldest.txt requirements/oldest-constraints.txt
+	$(PYTHON_OLDEST) -m venv --clear $(VENV_OLDEST)
+	$(VENV_OLDEST)/bin/pip install --quiet --quiet -r requirements/oldest.txt -c requirements/oldest-constraints.txt
+	touch $@
+
+$(VENV_NEWEST)/.installed: requirements/newest.txt requirements/newest-constraints.txt
+	@test -x "$(PYTHON_NEWEST)" || { echo "ansible-core 2.21 needs Python >= 3.12: none found under $(PYENV_VERSIONS); set PYTHON_NEWEST" >&2; exit 1; }
+	$(PYTHON_NEWEST) -m venv --clear $(VENV_NEWEST)
+	$(VENV_NEWEST)/bin/pip install --quiet --quiet -r requirements/newest.txt -c requirements/newest-constraints.txt
+	touch $@
+
+units-oldest: $(VENV_OLDEST)/.installed collection  ## Unit and property tests on the oldest ansible-core supported (2.16, Python 3.11)
+	PATH=$(VENV_OLDEST)/bin:$$PATH pytest -p no:cacheprovider tests/unit
+
+units-newest: $(VENV_NEWEST)/.installed collection  ## Unit and property tests on the newest ansible-core (2.21, Python 3.13)
+	PATH=$(VENV_NEWEST)/bin:$$PATH pytest -p no:cacheprovider tests/unit
+
+# $(1): the name (oldest, newest), $(2): the virtual environment, $(3): the controller's Python, $(4): the target
+# Pythons, $(5): the get-pip.py paths. As `make sanity` does, on a copy outside any other git tree.
+define sanity_on
+	mkdir -p $(dir $(GET_PIP)) && for path in $(5); do cp tests/sanity/get_pip_stand_in.py $$path; done
+	bash tests/sanity/link-pythons.sh $(CACHE)/pythons-$(1) $(PYENV_VERSIONS) $(sort $(3) $(4))
+	rm -rf $(CACHE)/sanity-$(1) && mkdir -p $(CACHE)/sanity-$(1)/ansible_collections/rkeops/ipvs
+	git ls-files -z --cached --others --exclude-standard | xargs -0 -I{} sh -c 'test ! -e "$$1" || cp --parents "$$1" $(CACHE)/sanity-$(1)/ansible_collections/rkeops/ipvs/' _ {}
+	cd $(CACHE)/sanity-$(1)/ansible_collections/rkeops/ipvs && PATH=$(CACHE)/pythons-$(1):$(2)/bin:$$PATH ansible-test sanity --color no \
+	  --controller origin:python=venv/$(3) $(foreach version,$(4),--target-python $(version))
+endef
+
+sanity-oldest: $(VENV_OLDEST)/.installed  ## ansible-test sanity of ansible-core 2.16: controller Python 3.11, modules on Python 3.6 to 3.12
+	$(call sanity_on,oldest,$(VENV_OLDEST),3.11,$(SANITY_OLDEST_PYTHONS),$(GET_PIP_OLDEST))
+
+sanity-newest: $(VENV_NEWEST)/.installed  ## ansible-test sanity of ansible-core 2.21: controller Python 3.13, modules on Python 3.9 to 3.13
+	$(call sanity_on,newest,$(VENV_NEWEST),3.13,$(SANITY_NEWEST_PYTHONS),$(GET_PIP_NEWEST))
 
 setup-test: setup docker-up  ## The set-up from nothing: make setup in a pristine Debian 12 container must install every tool
 	pytest -p no:cacheprovider -v tests/setup

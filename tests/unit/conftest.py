@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -18,11 +19,10 @@ sys.path.insert(0, str(_LINK_BASE))
 
 from helpers import CORPUS  # noqa: E402  (needs the path set up above)
 
-try:
-    import ansible.module_utils.testing  # noqa: F401  (ansible-core 2.19 and later)
-except ImportError:
-    # ansible-core 2.16 to 2.18 (make units-oldest) have no ansible.module_utils.testing: the module tests get the
-    # same patch_module_args from ansible_testing_compat.py, written the way those releases read a module's args.
+if importlib.util.find_spec("ansible.module_utils.testing") is None:
+    # ansible-core 2.16 to 2.18 (make units-oldest) have no ansible.module_utils.testing (2.19 and later do): the
+    # module tests get the same patch_module_args from ansible_testing_compat.py, written the way those releases
+    # read a module's args.
     import ansible_testing_compat
 
     sys.modules["ansible.module_utils.testing"] = ansible_testing_compat
