@@ -155,7 +155,7 @@ build: setup  ## Build the collection tarball into build/
 
 package: build  ## Install the built tarball (no Galaxy: --no-deps) and render the modules' and the role's documentation from it
 	rm -rf $(BUILD)/installed
-	ansible-galaxy collection install --no-deps --force -p $(BUILD)/installed $(BUILD)/rkeops-ipvs-$$(sed -n 's/^version: //p' galaxy.yml).tar.gz
+	ANSIBLE_COLLECTIONS_PATH=$(BUILD)/installed ansible-galaxy collection install --no-deps --force -p $(BUILD)/installed $(BUILD)/rkeops-ipvs-$$(sed -n 's/^version: //p' galaxy.yml).tar.gz
 	ANSIBLE_COLLECTIONS_PATH=$(BUILD)/installed ansible-doc -t module rkeops.ipvs.cluster_kubeproxy | grep -q 'services.kubeproxy'
 	for module in cluster_kubeproxy kernel_modules ipvs_node_info kube_proxy_info rke_cluster_info; do \
 	  ANSIBLE_COLLECTIONS_PATH=$(BUILD)/installed ansible-doc --list rkeops.ipvs | grep "^rkeops.ipvs.$$module " || exit 1; done
@@ -163,6 +163,7 @@ package: build  ## Install the built tarball (no Galaxy: --no-deps) and render t
 	for entry in prepare switch verify cleanup; do \
 	  ANSIBLE_COLLECTIONS_PATH=$(BUILD)/installed ansible-doc -t role rkeops.ipvs.ipvs | grep -q "ENTRY POINT: \*$$entry\*" || exit 1; done
 	ANSIBLE_COLLECTIONS_PATH=$(BUILD)/installed ansible-doc -t inventory rkeops.ipvs.rke_cluster | grep -q 'cluster_yml'
+	ANSIBLE_COLLECTIONS_PATH=$(BUILD)/installed ansible-doc -t filter rkeops.ipvs.rke_log_summary | grep -q 'fatal'
 	for playbook in enable verify disable; do \
 	  test -f $(BUILD)/installed/ansible_collections/rkeops/ipvs/playbooks/$$playbook.yml || exit 1; done
 
