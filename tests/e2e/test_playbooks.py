@@ -5,7 +5,7 @@ is this machine (localhost), holding cluster.yml, cluster.rkestate and the rke S
 which runs the kube-proxy STAND-IN (tests/stand-ins/kube-proxy) in a `kube-proxy` container on each VM. The
 playbooks target the nodes through the rkeops.ipvs.rke_cluster inventory plugin, reading that cluster.yml.
 
-The VMs are booted once for the module. Each test first brings the cluster to the state it needs
+The VMs are booted once for the whole e2e run (tests/e2e/conftest.py). Each test first brings the cluster to the state it needs
 (Cluster.ensure_fresh: iptables mode with nothing of the collection on the nodes; Cluster.ensure_ipvs) and puts
 back what it breaks, so the tests pass in any order; in file order no state change is made twice.
 The cluster uses Kubernetes 1.24 semantics, where kube-proxy falls back to iptables when IPVS is not usable
@@ -17,23 +17,14 @@ from __future__ import annotations
 import json
 import re
 import sys
-import tempfile
 from pathlib import Path
-
-import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "lab"))
 import lab  # noqa: E402
-from labcluster import NODES, SUCCESS, digest, lab_cluster  # noqa: E402
+from labcluster import NODES, SUCCESS, digest  # noqa: E402
 
 README = ROOT / "README.md"
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    with tempfile.TemporaryDirectory(prefix="rkeops-e2e-") as tmp, lab_cluster(Path(tmp)) as lab_cluster_:
-        yield lab_cluster_
 
 
 def test_iptables_mode_is_what_kube_proxy_logs_before_enable(cluster):
