@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import subprocess
 import time
@@ -122,6 +123,35 @@ class Cluster:
             "sudo sh -c 'r=$(uname -r); mv /root/ipvs-moved /lib/modules/$r/kernel/net/netfilter/ipvs; depmod $r; "
             "modprobe -a ip_vs ip_vs_rr ip_vs_wrr ip_vs_sh'",
         )
+
+    # Added for tests/e2e/test_real_behaviour.py (the stand-ins' real behaviours).
+    def rke(self, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+        """The rke stand-in with any arguments (global flags such as --debug come before `up`)."""
+        return subprocess.run([str(STAND_INS / "rke"), *args], capture_output=True, text=True, check=False, env=dict(os.environ, **(env or {})))
+
+    def container(self, name: str, container: str = "kube-proxy") -> dict | None:
+        """`docker inspect` of a container on node `name`, None when there is none."""
+        done = self.ssh(name, f"docker inspect {container}", check=False)
+        return json.loads(done.stdout)[0] if done.returncode == 0 else None
+
+    def proxy_mode(self, name: str) -> str:
+        """What kube-proxy answers on its metrics address, empty when it does not answer."""
+        probe = "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:10249/proxyMode', timeout=3).read().decode())"
+        done = self.ssh(name, f'python3 -c "{probe}"', check=False)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    def loaded_modules(self, name: str) -> set[str]:
+        return {line.split()[0] for line in self.ssh(name, "cat /proc/modules").stdout.splitlines() if line.strip()}
+
+    def wait_for(self, what: str, probe, attempts: int = 60, delay: float = 2.0):
+        """Poll probe() until it returns something true; its last value, or AssertionError naming `what`."""
+        value = None
+        for _ in range(attempts):
+            value = probe()
+            if value:
+                return value
+            time.sleep(delay)
+        raise AssertionError(f"{what}: not reached after {attempts} tries; last value {value!r}")
 
 
 def digest(path: Path) -> str:
