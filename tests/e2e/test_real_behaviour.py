@@ -25,7 +25,7 @@ def container_ids(cluster):
 
 
 def log_lines(cluster, name):
-    return int(cluster.ssh(name, "docker logs kube-proxy 2>&1 | wc -l").stdout.strip())
+    return int(cluster.ssh_patient(name, "docker logs kube-proxy 2>&1 | wc -l").stdout.strip())
 
 
 def edited(cluster, old, new):
@@ -45,11 +45,11 @@ def restore(cluster, text):
 def test_verify_passes_after_kube_proxy_logged_more_than_5000_lines(cluster):
     cluster.ensure_ipvs()
     # The stand-in's test knob: SIGUSR1 logs 6,000 lines of service-port churn, as kube-proxy 1.24 does at --v=2.
-    cluster.ssh("node1", "docker kill --signal=USR1 kube-proxy >/dev/null")
+    cluster.ssh_patient("node1", "docker kill --signal=USR1 kube-proxy >/dev/null")
     cluster.wait_for("kube-proxy's log on node1 past 5,000 lines", lambda: log_lines(cluster, "node1") > 5000)
-    tail = cluster.ssh("node1", "docker logs --tail 2000 kube-proxy 2>&1").stdout
+    tail = cluster.ssh_patient("node1", "docker logs --tail 2000 kube-proxy 2>&1").stdout
     assert "Using ipvs Proxier" not in tail
-    assert "Using ipvs Proxier" in cluster.kube_proxy_log("node1")
+    assert "Using ipvs Proxier" in cluster.ssh_patient("node1", "docker logs kube-proxy 2>&1").stdout
     done, _elapsed = cluster.playbook("verify")
     assert done.returncode == 0, done.stdout[-3000:]
     assert re.search(r"node1\s+ipvs\s+1\s+OK", done.stdout), done.stdout[-2000:]
@@ -61,24 +61,24 @@ def test_modules_loadable_but_not_loaded_kube_proxy_loads_them_itself(cluster):
     cluster.ensure_ipvs()
     binds = cluster.container("node2")["HostConfig"]["Binds"]
     assert "/lib/modules:/lib/modules:ro" in binds
-    cluster.ssh(
+    cluster.ssh_patient(
         "node2",
         "sudo sh -c 'docker stop kube-proxy >/dev/null; ipvsadm -C; ip link delete kube-ipvs0; modprobe -r ip_vs_rr ip_vs_wrr ip_vs_sh ip_vs'",
     )
     try:
         assert not set(IPVS_MODULES) & cluster.loaded_modules("node2")
         # Still on disk, loadable.
-        assert cluster.ssh("node2", "sudo modinfo -n ip_vs_sh", check=False).returncode == 0
-        cluster.ssh("node2", "docker restart kube-proxy >/dev/null")
+        assert cluster.ssh_patient("node2", "sudo modinfo -n ip_vs_sh", check=False).returncode == 0
+        cluster.ssh_patient("node2", "docker restart kube-proxy >/dev/null")
         assert cluster.wait_for("kube-proxy answering on node2", lambda: cluster.proxy_mode("node2")) == "ipvs"
         assert set(IPVS_MODULES) <= cluster.loaded_modules("node2")
-        log = cluster.ssh("node2", "docker logs --since \"$(docker inspect -f '{{.State.StartedAt}}' kube-proxy)\" kube-proxy 2>&1").stdout
+        log = cluster.ssh_patient("node2", "docker logs --since \"$(docker inspect -f '{{.State.StartedAt}}' kube-proxy)\" kube-proxy 2>&1").stdout
         assert '"Using ipvs Proxier"' in log and "Can't use the IPVS proxier" not in log, log
         # kube-ipvs0 and the kubernetes service come with the first sync.
-        cluster.wait_for("kube-ipvs0 on node2", lambda: cluster.ssh("node2", "sudo ip link show kube-ipvs0", check=False).returncode == 0)
-        cluster.wait_for("the kubernetes service in IPVS on node2", lambda: "10.43.0.1:443" in cluster.ssh("node2", "sudo ipvsadm -Ln").stdout)
+        cluster.wait_for("kube-ipvs0 on node2", lambda: cluster.ssh_patient("node2", "sudo ip link show kube-ipvs0", check=False).returncode == 0)
+        cluster.wait_for("the kubernetes service in IPVS on node2", lambda: "10.43.0.1:443" in cluster.ssh_patient("node2", "sudo ipvsadm -Ln").stdout)
     finally:
-        cluster.ssh("node2", "sudo modprobe -a ip_vs ip_vs_rr ip_vs_wrr ip_vs_sh; docker start kube-proxy >/dev/null")
+        cluster.ssh_patient("node2", "sudo modprobe -a ip_vs ip_vs_rr ip_vs_wrr ip_vs_sh; docker start kube-proxy >/dev/null")
 
 
 def test_rke_up_recreates_kube_proxy_only_when_its_configuration_changed(cluster):
@@ -108,7 +108,7 @@ def test_rke_up_recreates_kube_proxy_only_when_its_configuration_changed(cluster
 def test_stopped_kube_proxy_stays_stopped_on_an_existing_cluster_and_is_started_as_it_was_on_a_new_one(cluster):
     cluster.ensure_ipvs()
     before = cluster.container("node2")["Id"]
-    cluster.ssh("node2", "docker stop kube-proxy >/dev/null")
+    cluster.ssh_patient("node2", "docker stop kube-proxy >/dev/null")
     state = cluster.rkestate.read_bytes()
     aside = cluster.work / "cluster.rkestate.aside"
     try:
@@ -127,7 +127,7 @@ def test_stopped_kube_proxy_stays_stopped_on_an_existing_cluster_and_is_started_
     finally:
         cluster.rkestate.write_bytes(state)
         aside.unlink(missing_ok=True)
-        cluster.ssh("node2", "docker start kube-proxy >/dev/null")
+        cluster.ssh_patient("node2", "docker start kube-proxy >/dev/null")
 
 
 def test_rke_failure_in_the_file_log_format_names_its_cause(cluster):

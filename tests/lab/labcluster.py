@@ -125,23 +125,37 @@ class Cluster:
         )
 
     # Added for tests/e2e/test_real_behaviour.py (the stand-ins' real behaviours).
+    def ssh_patient(self, name: str, command: str, check: bool = True) -> subprocess.CompletedProcess:
+        """Cluster.ssh for a loaded machine: a 60 s connect timeout, and up to 3 tries while ssh itself fails (exit
+        code 255, e.g. "Connection timed out during banner exchange"); the command's own result is never retried."""
+        vm = self.vms[name]
+        cmd = ["ConnectTimeout=60" if part == "ConnectTimeout=5" else part for part in lab.ssh_base(Path(vm["identity_file"]), vm["port"])]
+        for _try in range(3):
+            done = subprocess.run([*cmd, command], capture_output=True, text=True, check=False)
+            if done.returncode != 255:
+                break
+            time.sleep(5)
+        if check and done.returncode != 0:
+            raise AssertionError(f"{name}: {command}: {done.stderr}")
+        return done
+
     def rke(self, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
         """The rke stand-in with any arguments (global flags such as --debug come before `up`)."""
         return subprocess.run([str(STAND_INS / "rke"), *args], capture_output=True, text=True, check=False, env=dict(os.environ, **(env or {})))
 
     def container(self, name: str, container: str = "kube-proxy") -> dict | None:
         """`docker inspect` of a container on node `name`, None when there is none."""
-        done = self.ssh(name, f"docker inspect {container}", check=False)
+        done = self.ssh_patient(name, f"docker inspect {container}", check=False)
         return json.loads(done.stdout)[0] if done.returncode == 0 else None
 
     def proxy_mode(self, name: str) -> str:
         """What kube-proxy answers on its metrics address, empty when it does not answer."""
         probe = "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:10249/proxyMode', timeout=3).read().decode())"
-        done = self.ssh(name, f'python3 -c "{probe}"', check=False)
+        done = self.ssh_patient(name, f'python3 -c "{probe}"', check=False)
         return done.stdout.strip() if done.returncode == 0 else ""
 
     def loaded_modules(self, name: str) -> set[str]:
-        return {line.split()[0] for line in self.ssh(name, "cat /proc/modules").stdout.splitlines() if line.strip()}
+        return {line.split()[0] for line in self.ssh_patient(name, "cat /proc/modules").stdout.splitlines() if line.strip()}
 
     def wait_for(self, what: str, probe, attempts: int = 60, delay: float = 2.0):
         """Poll probe() until it returns something true; its last value, or AssertionError naming `what`."""
