@@ -15,7 +15,7 @@ import os
 import pwd
 import socket
 import uuid
-from typing import Dict, List, Optional
+from typing import Dict, Optional
 
 LOCK_MODE = 0o600
 # How far up the process tree the ansible-playbook process is looked for.
@@ -26,7 +26,7 @@ class LockHeld(Exception):
     """The lock is held; ``holder`` is what its file says (possibly empty while its holder is still writing it)."""
 
     def __init__(self, path: str, holder: Dict[str, object]):
-        super(LockHeld, self).__init__(path)
+        super().__init__(path)
         self.path = path
         self.holder = holder
 
@@ -38,7 +38,7 @@ def _parent_and_name(pid: int, proc: str):
             stat = handle.read().decode("utf-8", "replace")
         with open(os.path.join(proc, str(pid), "cmdline"), "rb") as handle:
             argv = handle.read().decode("utf-8", "replace").split("\0")
-    except (IOError, OSError):
+    except OSError:
         return None
     # The command name in stat is in parentheses and may itself hold spaces and parentheses: split after the last ')'.
     fields = stat[stat.rfind(")") + 2 :].split()
@@ -111,9 +111,9 @@ def acquire(path: str, holder: Dict[str, object]) -> None:
             raise
         try:
             current = read_holder(path)
-        except (IOError, OSError):
+        except OSError:
             current = {}  # released between the two calls: still refused, the caller may run again
-        raise LockHeld(path, current)
+        raise LockHeld(path, current) from None
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(json.dumps(holder, sort_keys=True).encode("utf-8") + b"\n")
@@ -129,7 +129,7 @@ def release(path: str, token: str, force: bool = False) -> Optional[Dict[str, ob
     """Remove the lock when ``token`` holds it (or with ``force``); returns what the file said, None when it was not removed."""
     try:
         current = read_holder(path)
-    except (IOError, OSError) as exc:
+    except OSError as exc:
         if exc.errno == errno.ENOENT:
             return None
         raise

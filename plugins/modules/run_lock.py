@@ -170,7 +170,7 @@ def main() -> None:
             mine = current is not None and (module.params["force"] or current.get("token") == module.params["token"])
             module.exit_json(changed=mine, lock=public(current) if mine else {})
         removed = release(path, module.params["token"], module.params["force"])
-    except (IOError, OSError) as exc:
+    except OSError as exc:
         module.fail_json(msg="Could not use the lock %s: %s" % (path, to_native(exc)), lock={})
     module.exit_json(changed=removed is not None, lock=public(removed) if removed is not None else {})
 

@@ -14,7 +14,9 @@ from ansible_collections.rkeops.ipvs.plugins.module_utils._lockfile import LockH
 
 
 def holder(**extra):
-    data = dict(token="t1", user="alice", host=socket.gethostname(), pid=os.getpid(), pid_is_ansible_playbook=True, started="2026-12-06T14:30:00Z", play="Patch")
+    data = dict(
+        token="t1", user="alice", host=socket.gethostname(), pid=os.getpid(), pid_is_ansible_playbook=True, started="2026-12-06T14:30:00Z", play="Patch"
+    )
     data.update(extra)
     return data
 
