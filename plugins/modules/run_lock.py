@@ -7,7 +7,7 @@ DOCUMENTATION = r"""
 ---
 module: run_lock
 short_description: One run at a time on an RKE cluster, with a lock file beside cluster.yml
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Takes or releases a lock file on the RKE admin host, so that two runs never patch C(cluster.yml) and run
     C(rke up) for the same cluster at the same time.
