@@ -55,7 +55,7 @@ def ansible_playbook_pid(start: Optional[int] = None, proc: str = "/proc") -> Op
     """
     pid = os.getppid() if start is None else start
     found = None
-    for _ in range(_MAX_ANCESTORS):
+    for _step in range(_MAX_ANCESTORS):
         if pid <= 1:
             break
         read = _parent_and_name(pid, proc)

@@ -50,7 +50,7 @@ def test_processes_racing_for_the_lock_get_it_once(tmp_path):
             proc.start()
         for proc in procs:
             proc.join(30)
-        winners = [token for token in (results.get(timeout=5) for _ in procs) if token]
+        winners = [token for token in (results.get(timeout=5) for _proc in procs) if token]
         assert len(winners) == 1
         assert json.loads(open(lock).read())["token"] == winners[0]
         os.unlink(lock)
