@@ -10,7 +10,7 @@ import yaml
 ROLE = Path(__file__).resolve().parents[3] / "roles" / "ipvs"
 PLAYBOOKS = ROLE.parents[1] / "playbooks"
 # Facts the role sets or registers for other plays to read: results, not settings.
-RESULTS = {"ipvs_verify", "ipvs_node_error"}
+RESULTS = {"ipvs_verify", "ipvs_node_error", "ipvs_kube_proxy", "ipvs_switch", "ipvs_repair"}
 
 
 def load(path: Path):
@@ -35,7 +35,13 @@ def test_every_variable_a_step_reads_is_declared_for_that_step():
     internal = load(ROLE / "vars" / "main.yml")
     # Which internal variables read which user variables.
     internal_reads = {name: set(re.findall(r"\bipvs_[a-z_]+", str(value))) for name, value in internal.items()}
-    steps = {"prepare": ["prepare.yml"], "switch": ["switch.yml", "rke_up.yml"], "verify": ["verify.yml"], "cleanup": ["cleanup.yml"]}
+    steps = {
+        "prepare": ["prepare.yml"],
+        "switch": ["switch.yml", "admin_preflight.yml", "rke_up.yml", "admin_preflight_rke_up.yml"],
+        "repair": ["repair.yml"],
+        "verify": ["verify.yml"],
+        "cleanup": ["cleanup.yml"],
+    }
     assert set(specs) == set(steps)
     for step, files in steps.items():
         text = "".join((ROLE / "tasks" / name).read_text() for name in files)
@@ -52,6 +58,9 @@ def test_every_variable_a_step_reads_is_declared_for_that_step():
 def test_playbooks_are_host_selection_and_include_role():
     for playbook in ("enable", "verify", "disable"):
         for play in load(PLAYBOOKS / f"{playbook}.yml"):
-            assert set(play) <= {"name", "hosts", "become", "gather_facts", "tasks"}, (playbook, play["name"])
+            assert set(play) <= {"name", "hosts", "become", "gather_facts", "serial", "max_fail_percentage", "tasks"}, (playbook, play["name"])
+            if "serial" in play:
+                # Batches of the size the role documents, and a batch that fails stops the run.
+                assert play["serial"] == "{{ ipvs_repair_batch | default(1) }}" and play["max_fail_percentage"] == 0, playbook
             for task in play["tasks"]:
                 assert task["ansible.builtin.include_role"]["name"] == "rkeops.ipvs.ipvs", (playbook, task["name"])
