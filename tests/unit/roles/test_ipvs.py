@@ -36,6 +36,7 @@ def test_every_variable_a_step_reads_is_declared_for_that_step():
     # Which internal variables read which user variables.
     internal_reads = {name: set(re.findall(r"\bipvs_[a-z_]+", str(value))) for name, value in internal.items()}
     steps = {"prepare": ["prepare.yml"], "switch": ["switch.yml", "rke_up.yml"], "verify": ["verify.yml"], "cleanup": ["cleanup.yml"]}
+    steps["leftovers"] = ["leftovers.yml"]  # issue 12
     assert set(specs) == set(steps)
     for step, files in steps.items():
         text = "".join((ROLE / "tasks" / name).read_text() for name in files)
