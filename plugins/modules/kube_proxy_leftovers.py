@@ -44,7 +44,7 @@ options:
     description:
       - The mode kube-proxy runs in now on this node. The other mode's leftovers are removed.
       - Read it from kube-proxy itself (M(rkeops.ipvs.kube_proxy_info) returns C(proxy_mode)), never from what was
-        asked for: removing the running mode's rules would break the node's service traffic until kube-proxy's
+        asked for, since removing the running mode's rules would break the node's service traffic until kube-proxy's
         next sync.
     type: str
     required: true
