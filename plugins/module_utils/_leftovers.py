@@ -21,6 +21,7 @@ kubernetes pkg/proxy/iptables/proxier.go and pkg/proxy/ipvs/proxier.go (+ ipset.
 Python 3.6 compatible (runs on the nodes): no f-strings, no dataclasses.
 """
 
+import os
 import re
 import shlex
 from collections import OrderedDict
@@ -419,3 +420,123 @@ def parse_ipset_save(text):
         elif len(words) >= 3 and words[0] == "add":
             sets.setdefault(words[1], []).append(words[2])
     return sets
+
+
+# --- Reading the node (module is an AnsibleModule, or anything with its get_bin_path / run_command / fail_json) ----
+
+SBIN = ["/usr/sbin", "/sbin"]
+
+
+# The commands of each backend: the suffixed names Debian's and RHEL 8's iptables packages install, then the plain
+# names, whose backend `iptables --version` tells ("v1.8.9 (nf_tables)" / "(legacy)"; 1.4.x is legacy only).
+BACKENDS = ("legacy", "nft")
+# kubelet's chains are KUBE-* too; they do not show that kube-proxy wrote to a backend.
+_NOT_KUBE_PROXY = ("KUBE-KUBELET-CANARY", "KUBE-IPTABLES-HINT", "KUBE-FIREWALL", "KUBE-MARK-DROP")
+
+
+def backend_commands(module):
+    """{backend: (save, restore)} for the backends this node has."""
+    found = {}
+    for backend in BACKENDS:
+        save = module.get_bin_path("iptables-%s-save" % backend, opt_dirs=SBIN)
+        restore = module.get_bin_path("iptables-%s-restore" % backend, opt_dirs=SBIN)
+        if save and restore:
+            found[backend] = (save, restore)
+    if not found:
+        save = module.get_bin_path("iptables-save", opt_dirs=SBIN)
+        restore = module.get_bin_path("iptables-restore", opt_dirs=SBIN)
+        iptables = module.get_bin_path("iptables", opt_dirs=SBIN)
+        if save and restore:
+            version = module.run_command([iptables, "--version"])[1] if iptables else ""
+            found["nft" if "nf_tables" in version else "legacy"] = (save, restore)
+    return found
+
+
+def holds_kube_proxy(tables):
+    return any(chain.startswith("KUBE-") and chain not in _NOT_KUBE_PROXY for table in tables.values() for chain in table["chains"])
+
+
+def run(module, args, data=None, what=""):
+    """A command's stdout; fail_json naming the command and its error when it fails."""
+    rc, out, err = module.run_command(args, data=data, binary_data=True)
+    if rc != 0:
+        module.fail_json(msg="%s failed (rc %d): %s" % (what or " ".join(args), rc, (err or out).strip()), rc=rc, stderr=err, stdout=out)
+    return out
+
+
+def ipvs_servers_in_kernel():
+    """Whether /proc/net/ip_vs lists a virtual server (after its three header lines)."""
+    try:
+        with open("/proc/net/ip_vs") as stream:
+            return len(stream.read().splitlines()) > 3
+    except OSError:
+        return False
+
+
+def ipvs_state(module, needed):
+    """(ipset members by set, virtual servers, {device: addresses}) as the node has them now."""
+    sets, services, interfaces = {}, [], {}
+    if not needed:
+        return sets, services, interfaces
+    ipset = module.get_bin_path("ipset", opt_dirs=SBIN)
+    if ipset:
+        sets = parse_ipset_save(run(module, [ipset, "save"], what="ipset save"))
+    ipvsadm = module.get_bin_path("ipvsadm", opt_dirs=SBIN)
+    if ipvsadm:
+        services = parse_ipvsadm_save(run(module, [ipvsadm, "-S", "-n"], what="ipvsadm -S -n"))
+    elif ipvs_servers_in_kernel():
+        module.fail_json(
+            msg="The kernel holds IPVS virtual servers but ipvsadm is not installed: install ipvsadm (the rkeops.ipvs.prereqs role does), then run again"
+        )
+    if os.path.exists("/sys/class/net/%s" % IPVS_DEVICE):
+        ip = module.get_bin_path("ip", opt_dirs=SBIN, required=True)
+        out = run(module, [ip, "-o", "addr", "show", "dev", IPVS_DEVICE])
+        interfaces[IPVS_DEVICE] = [line.split()[3].split("/")[0] for line in out.splitlines() if len(line.split()) > 3]
+    return sets, services, interfaces
+
+
+def gather(module, current_mode, backend="auto"):
+    """Read the node and find the other mode's leftovers, in one go (kube_proxy_leftovers and kube_proxy_info).
+
+    Returns (commands {backend: (save, restore)}, parsed tables {backend: tables} of the backends worked on, found,
+    diff lines). Raises LookupError with an operator's message when the wanted backend or iptables is missing.
+    """
+    commands = backend_commands(module)
+    if backend != "auto" and backend not in commands:
+        raise LookupError(
+            "backend=%s: this node has no iptables-%s-save / iptables-%s-restore; use backend=auto or install that backend" % (backend, backend, backend)
+        )
+    if not commands:
+        raise LookupError("Neither iptables-legacy-save, iptables-nft-save nor iptables-save is installed: install iptables")
+    saved = OrderedDict()
+    for name in BACKENDS:
+        if name in commands and backend in ("auto", name):
+            tables = parse_save(run(module, [commands[name][0]], what=os.path.basename(commands[name][0])))
+            if backend == name or holds_kube_proxy(tables):
+                saved[name] = tables
+
+    sets, services, interfaces = ipvs_state(module, current_mode == "iptables")
+    found = empty()
+    found["backends"] = OrderedDict()
+    diff_before = []
+    for name, tables in saved.items():
+        part = find(current_mode, tables, sets, services, interfaces)
+        found["backends"][name] = part["iptables"]
+        for table, chains in part["iptables"].items():
+            into = found["iptables"].setdefault(table, {"chains": [], "rules": []})
+            into["chains"].extend(chains["chains"])
+            into["rules"].extend(chains["rules"])
+        if part["iptables"]:
+            diff_before.append("# iptables-%s" % name)
+            diff_before.extend(diff_lines(tables, part["iptables"]))
+    part = find(current_mode, "", sets, services, interfaces) if not saved else part
+    if current_mode == "iptables":
+        # The ipsets still matched by rules that stay, in any backend, are left in place (they cannot be destroyed).
+        used = set()
+        for name, tables in saved.items():
+            used |= _sets_still_used(tables, found["backends"][name])
+        found["ipsets"] = [item for item in part["ipsets"] if item not in used]
+        found["ipvs_services"] = part["ipvs_services"]
+        found["interfaces"] = part["interfaces"]
+    found["count"] = count(found)
+    return commands, saved, found, diff_before

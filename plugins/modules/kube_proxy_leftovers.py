@@ -131,84 +131,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.rkeops.ipvs.plugins.module_utils._kmod import C_LOCALE, SBIN
-from ansible_collections.rkeops.ipvs.plugins.module_utils._leftovers import (
-    IPVS_DEVICE,
-    count,
-    diff_lines,
-    empty,
-    find,
-    ipvsadm_args,
-    parse_ipset_save,
-    parse_ipvsadm_save,
-    parse_save,
-    restore_input,
-)
-
-# The commands of each backend: the suffixed names Debian's and RHEL 8's iptables packages install, then the plain
-# names, whose backend `iptables --version` tells ("v1.8.9 (nf_tables)" / "(legacy)"; 1.4.x is legacy only).
-BACKENDS = ("legacy", "nft")
-# kubelet's chains are KUBE-* too; they do not show that kube-proxy wrote to a backend.
-_NOT_KUBE_PROXY = ("KUBE-KUBELET-CANARY", "KUBE-IPTABLES-HINT", "KUBE-FIREWALL", "KUBE-MARK-DROP")
-
-
-def backend_commands(module):
-    """{backend: (save, restore)} for the backends this node has."""
-    found = {}
-    for backend in BACKENDS:
-        save = module.get_bin_path("iptables-%s-save" % backend, opt_dirs=SBIN)
-        restore = module.get_bin_path("iptables-%s-restore" % backend, opt_dirs=SBIN)
-        if save and restore:
-            found[backend] = (save, restore)
-    if not found:
-        save = module.get_bin_path("iptables-save", opt_dirs=SBIN)
-        restore = module.get_bin_path("iptables-restore", opt_dirs=SBIN)
-        iptables = module.get_bin_path("iptables", opt_dirs=SBIN)
-        if save and restore:
-            version = module.run_command([iptables, "--version"])[1] if iptables else ""
-            found["nft" if "nf_tables" in version else "legacy"] = (save, restore)
-    return found
-
-
-def holds_kube_proxy(tables):
-    return any(chain.startswith("KUBE-") and chain not in _NOT_KUBE_PROXY for table in tables.values() for chain in table["chains"])
-
-
-def run(module, args, data=None, what=""):
-    rc, out, err = module.run_command(args, data=data, binary_data=True)
-    if rc != 0:
-        module.fail_json(msg="%s failed (rc %d): %s" % (what or " ".join(args), rc, (err or out).strip()), rc=rc, stderr=err, stdout=out)
-    return out
-
-
-def ipvs_servers_in_kernel():
-    """Whether /proc/net/ip_vs lists a virtual server (after its three header lines)."""
-    try:
-        with open("/proc/net/ip_vs") as stream:
-            return len(stream.read().splitlines()) > 3
-    except OSError:
-        return False
-
-
-def ipvs_state(module, needed):
-    """(ipset members by set, virtual servers, {device: addresses}) as the node has them now."""
-    sets, services, interfaces = {}, [], {}
-    if not needed:
-        return sets, services, interfaces
-    ipset = module.get_bin_path("ipset", opt_dirs=SBIN)
-    if ipset:
-        sets = parse_ipset_save(run(module, [ipset, "save"], what="ipset save"))
-    ipvsadm = module.get_bin_path("ipvsadm", opt_dirs=SBIN)
-    if ipvsadm:
-        services = parse_ipvsadm_save(run(module, [ipvsadm, "-S", "-n"], what="ipvsadm -S -n"))
-    elif ipvs_servers_in_kernel():
-        module.fail_json(
-            msg="The kernel holds IPVS virtual servers but ipvsadm is not installed: install ipvsadm (the rkeops.ipvs.prereqs role does), then run again"
-        )
-    if os.path.exists("/sys/class/net/%s" % IPVS_DEVICE):
-        ip = module.get_bin_path("ip", opt_dirs=SBIN, required=True)
-        out = run(module, [ip, "-o", "addr", "show", "dev", IPVS_DEVICE])
-        interfaces[IPVS_DEVICE] = [line.split()[3].split("/")[0] for line in out.splitlines() if len(line.split()) > 3]
-    return sets, services, interfaces
+from ansible_collections.rkeops.ipvs.plugins.module_utils._leftovers import empty, gather, ipvsadm_args, restore_input, run
 
 
 def main():
@@ -222,40 +145,10 @@ def main():
     module.run_command_environ_update = C_LOCALE
     mode, wanted = module.params["current_mode"], module.params["backend"]
 
-    commands = backend_commands(module)
-    if wanted != "auto" and wanted not in commands:
-        module.fail_json(
-            msg="backend=%s: this node has no iptables-%s-save / iptables-%s-restore; use backend=auto or install that backend" % (wanted, wanted, wanted)
-        )
-    if not commands:
-        module.fail_json(msg="Neither iptables-legacy-save, iptables-nft-save nor iptables-save is installed: install iptables")
-    saved = {}
-    for backend in BACKENDS:
-        if backend in commands and wanted in ("auto", backend):
-            tables = parse_save(run(module, [commands[backend][0]], what="%s" % os.path.basename(commands[backend][0])))
-            if wanted == backend or holds_kube_proxy(tables):
-                saved[backend] = tables
-
-    sets, services, interfaces = ipvs_state(module, mode == "iptables")
-    found = empty()
-    found["backends"] = {}
-    diff_before = []
-    for backend, tables in saved.items():
-        part = find(mode, tables, sets, services, interfaces)
-        found["backends"][backend] = part["iptables"]
-        for table, chains in part["iptables"].items():
-            into = found["iptables"].setdefault(table, {"chains": [], "rules": []})
-            into["chains"].extend(chains["chains"])
-            into["rules"].extend(chains["rules"])
-        for key in ("ipsets", "ipvs_services", "interfaces"):
-            found[key] = [item for item in found[key] if item not in part[key]] + part[key]
-        diff_before.extend(("# %s" % backend,) + tuple(diff_lines(tables, part["iptables"])) if part["iptables"] else ())
-    if not saved:
-        part = find(mode, "", sets, services, interfaces)
-        for key in ("ipsets", "ipvs_services", "interfaces"):
-            found[key] = part[key]
-    found["count"] = count(found)
-
+    try:
+        commands, saved, found, diff_before = gather(module, mode, wanted)
+    except LookupError as exc:
+        module.fail_json(msg=str(exc))
     result = dict(changed=found["count"] > 0, found=found, removed=empty(), backend=",".join(saved))
     if module._diff:
         extra = ["ipset %s" % name for name in found["ipsets"]] + ["ipvs %s" % svc for svc in found["ipvs_services"]]
