@@ -157,7 +157,7 @@ package: build  ## Install the built tarball (no Galaxy: --no-deps) and render t
 	rm -rf $(BUILD)/installed
 	ANSIBLE_COLLECTIONS_PATH=$(BUILD)/installed ansible-galaxy collection install --no-deps --force -p $(BUILD)/installed $(BUILD)/rkeops-ipvs-$$(sed -n 's/^version: //p' galaxy.yml).tar.gz
 	ANSIBLE_COLLECTIONS_PATH=$(BUILD)/installed ansible-doc -t module rkeops.ipvs.cluster_kubeproxy | grep -q 'services.kubeproxy'
-	for module in cluster_kubeproxy kernel_modules ipvs_node_info kube_proxy_info rke_cluster_info; do \
+	for module in cluster_kubeproxy kernel_modules ipvs_node_info kube_proxy_info kube_proxy_leftovers rke_cluster_info; do \
 	  ANSIBLE_COLLECTIONS_PATH=$(BUILD)/installed ansible-doc --list rkeops.ipvs | grep "^rkeops.ipvs.$$module " || exit 1; done
 	ANSIBLE_COLLECTIONS_PATH=$(BUILD)/installed ansible-doc -t role rkeops.ipvs.prereqs | grep -q 'prereqs_ipvs_scheduler'
 	for entry in prepare switch verify cleanup; do \
