@@ -349,7 +349,7 @@ class LeftoversUnreadable(Exception):
     pass
 
 
-class _ReadOnly(object):
+class _ReadOnly:
     """The module as _leftovers.gather() uses it, except that a failed command is reported here, not fatal."""
 
     def __init__(self, module: AnsibleModule):
