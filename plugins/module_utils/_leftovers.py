@@ -45,10 +45,11 @@ IPTABLES_PREFIXES = ("KUBE-SVC-", "KUBE-SVL-", "KUBE-SEP-", "KUBE-EXT-", "KUBE-F
 
 # Chains only the IPVS proxier creates (pkg/proxy/ipvs/proxier.go iptablesChains / iptablesCleanupChains):
 # nat KUBE-NODE-PORT, KUBE-LOAD-BALANCER, and nat KUBE-FIREWALL up to 1.24 (kubelet's KUBE-FIREWALL lives in
-# filter, never in nat); filter KUBE-NODE-PORT (1.21+, commit 4cd1eacb, cleaned since PR #109288),
+# filter, never in nat; the 1.10-era proxier called it KUBE-FIRE-WALL, proxier.go at commit 00430b4b);
+# filter KUBE-NODE-PORT (1.21+, commit 4cd1eacb, cleaned since PR #109288),
 # KUBE-SOURCE-RANGES-FIREWALL (1.25+), KUBE-IPVS-FILTER (1.26+), KUBE-IPVS-OUT-FILTER (1.29+).
 IPVS_CHAINS = {
-    "nat": {"KUBE-NODE-PORT", "KUBE-LOAD-BALANCER", "KUBE-FIREWALL"},
+    "nat": {"KUBE-NODE-PORT", "KUBE-LOAD-BALANCER", "KUBE-FIREWALL", "KUBE-FIRE-WALL"},
     "filter": {"KUBE-NODE-PORT", "KUBE-SOURCE-RANGES-FIREWALL", "KUBE-IPVS-FILTER", "KUBE-IPVS-OUT-FILTER"},
 }
 
