@@ -50,7 +50,7 @@ collection:
 	ln -sfn $(CURDIR) $(BUILD)/collections/ansible_collections/rkeops/ipvs
 
 test: setup  ## Run every test: lint, ansible-test sanity, unit tests, package check, Molecule scenarios, end to end
-	$(MAKE) --no-print-directory lint sanity sanity-oldest sanity-newest units units-oldest units-newest package setup-test molecule e2e
+	$(MAKE) --no-print-directory lint sanity sanity-oldest sanity-newest units units-oldest units-newest package setup-test molecule vm-leftovers e2e
 
 lint: setup  ## yamllint, ruff (check and format), ansible-lint
 	yamllint --strict .
@@ -141,6 +141,15 @@ molecule: setup lab-images  ## The Molecule scenarios on the VM lab and Docker (
 e2e: setup lab-images  ## End to end: enable, verify, disable on a 2-VM lab cluster (rke and kube-proxy stand-ins)
 	pytest -p no:cacheprovider -v -s tests/e2e
 
+# kube_proxy_leftovers on real kernels (issue 12): public dumps of kube-proxy nodes restored in one bookworm VM,
+# in iptables-legacy and iptables-nft, and kube-proxy's IPVS state beside a keepalived-like virtual server.
+.PHONY: vm-leftovers bench-leftovers
+vm-leftovers: setup lab-images  ## kube_proxy_leftovers on public iptables dumps restored in a lab VM (both backends)
+	pytest -p no:cacheprovider -v tests/vm/test_leftovers.py
+
+bench-leftovers: setup lab-images  ## Benchmark: kube_proxy_leftovers against an iptables-save | iptables-restore round trip (1 VM)
+	python bench/bench_leftovers.py
+
 bench: setup  ## Benchmarks: patch time against a ruamel.yaml round trip
 	python bench/bench_cluster_kubeproxy.py
 
@@ -157,7 +166,7 @@ package: build  ## Install the built tarball (no Galaxy: --no-deps) and render t
 	rm -rf $(BUILD)/installed
 	ANSIBLE_COLLECTIONS_PATH=$(BUILD)/installed ansible-galaxy collection install --no-deps --force -p $(BUILD)/installed $(BUILD)/rkeops-ipvs-$$(sed -n 's/^version: //p' galaxy.yml).tar.gz
 	ANSIBLE_COLLECTIONS_PATH=$(BUILD)/installed ansible-doc -t module rkeops.ipvs.cluster_kubeproxy | grep -q 'services.kubeproxy'
-	for module in cluster_kubeproxy kernel_modules ipvs_node_info kube_proxy_info rke_cluster_info; do \
+	for module in cluster_kubeproxy kernel_modules ipvs_node_info kube_proxy_info kube_proxy_leftovers rke_cluster_info; do \
 	  ANSIBLE_COLLECTIONS_PATH=$(BUILD)/installed ansible-doc --list rkeops.ipvs | grep "^rkeops.ipvs.$$module " || exit 1; done
 	ANSIBLE_COLLECTIONS_PATH=$(BUILD)/installed ansible-doc -t role rkeops.ipvs.prereqs | grep -q 'prereqs_ipvs_scheduler'
 	for entry in prepare switch verify cleanup; do \

@@ -276,3 +276,51 @@ def problems(expected: str, facts: Dict[str, object]) -> List[str]:
         if not facts["service_listed"]:
             found.append("ipvsadm -Ln does not list the kubernetes service %s" % facts["kubernetes_service"])
     return found
+
+
+# --- The data path and the other mode's leftovers (issue 12) -------------------------------------------------------
+
+
+def split_address(address: str) -> Tuple[str, int]:
+    """("10.43.0.1", 443) from "10.43.0.1:443", ("fd00::1", 443) from "[fd00::1]:443"."""
+    host, _sep, port = address.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def data_path_problems(data_path: Dict[str, object]) -> List[str]:
+    """No answer from the kubernetes service, in words naming the address."""
+    if not data_path.get("checked") or data_path.get("answered"):
+        return []
+    return ["the kubernetes service %s did not answer from this node (%s)" % (data_path["address"], data_path.get("error") or "no reason given")]
+
+
+def leftovers_summary(found: Dict[str, object]) -> str:
+    """'filter: 3 rules; nat: 2 chains, 1 rule; 16 ipsets' from a kube_proxy_leftovers finding."""
+
+    def items(number: int, word: str) -> str:
+        return "%d %s%s" % (number, word, "" if number == 1 else "s")
+
+    parts = []
+    for table in sorted(found.get("iptables") or {}):
+        content = found["iptables"][table]
+        what = [items(len(content.get(key) or []), key[:-1]) for key in ("chains", "rules") if content.get(key)]
+        if what:
+            parts.append("%s: %s" % (table, ", ".join(what)))
+    for key, word in (("ipsets", "ipset"), ("ipvs_services", "IPVS virtual server"), ("interfaces", "interface")):
+        if found.get(key):
+            parts.append("%s (%s)" % (items(len(found[key]), word), ", ".join(found[key][:3]) + (", ..." if len(found[key]) > 3 else "")))
+    return "; ".join(parts)
+
+
+def leftover_problems(leftovers: Dict[str, object], policy: str) -> List[str]:
+    """The other mode's leftovers as a problem (policy 'problem'), or none ('report', 'skip')."""
+    if policy != "problem" or not leftovers.get("checked"):
+        if policy == "problem" and leftovers.get("error"):
+            return ["the leftovers of the other proxy mode could not be read: %s" % leftovers["error"]]
+        return []
+    if not leftovers.get("count"):
+        return []
+    return [
+        "%d leftovers of %s mode (%s); the module rkeops.ipvs.kube_proxy_leftovers removes them"
+        % (leftovers["count"], leftovers["mode"], leftovers_summary(leftovers.get("found") or {}))
+    ]

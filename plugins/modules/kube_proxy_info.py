@@ -23,6 +23,13 @@ description:
     could not create), the kernel modules kube-proxy names as missing and its ipset problem. Recent errors come from
     the last O(log_lines) lines of the same start.
   - When C(/proxyMode) does not answer (kube-proxy down, or its metrics server turned off), the log decides the mode.
+  - The data path (O(data_path)) - from the node, a TCP connection to the C(kubernetes) service (the first address of
+    O(service_cluster_ip_range), port O(service_port)), which kube-proxy's rules carry to the API server through IPVS
+    or iptables' DNAT. No answer (a stale C(REJECT), a virtual server without a real server, no rule at all) is a
+    problem naming the address.
+  - The other mode's leftovers (O(leftovers)) - what the mode kube-proxy does not run in now left behind (iptables
+    chains and rules, KUBE-* ipsets, IPVS virtual servers, C(kube-ipvs0)), found as M(rkeops.ipvs.kube_proxy_leftovers)
+    finds them (read only here; that module removes them).
   - It never changes anything; retry it with C(until) while kube-proxy restarts.
 author:
   - rkeops.ipvs maintainers (@rkeops)
@@ -77,6 +84,24 @@ options:
     description: How many of the last log lines of the container's current start to read for recent errors.
     type: int
     default: 2000
+  data_path:
+    description:
+      - Open a TCP connection from the node to the C(kubernetes) service and report whether it was answered
+        (RV(data_path)); no answer is a problem. V(false) skips the check.
+    type: bool
+    default: true
+  data_path_timeout:
+    description: Seconds to wait for the C(kubernetes) service to answer.
+    type: int
+    default: 3
+  leftovers:
+    description:
+      - What to do with the other mode's leftovers, judged against the mode kube-proxy runs in now
+        (RV(leftovers)). V(problem) reads them and counts them as a problem; V(report) reads them only;
+        V(skip) does not read them (no C(iptables-save), C(ipset) or C(ipvsadm -S) run).
+    type: str
+    choices: [problem, report, skip]
+    default: problem
 """
 
 EXAMPLES = r"""
@@ -193,11 +218,57 @@ service_listed:
   description: Whether RV(virtual_servers) has the C(kubernetes) service.
   returned: always
   type: bool
+running_ok:
+  description:
+    - Whether everything but the leftovers is as expected. Leftovers do not go away by waiting, so a retry loop
+      waits on this rather than on RV(ok).
+  returned: always
+  type: bool
+data_path:
+  description: The TCP connection from the node to the C(kubernetes) service.
+  returned: always
+  type: dict
+  contains:
+    checked:
+      description: Whether the connection was tried (O(data_path)).
+      type: bool
+    address:
+      description: The address tried, RV(kubernetes_service).
+      type: str
+      sample: 10.43.0.1:443
+    answered:
+      description: Whether the connection was accepted; null when not checked.
+      type: bool
+    error:
+      description: Why it was not (for example C([Errno 111] Connection refused), C(timed out)).
+      type: str
+leftovers:
+  description: The other mode's leftovers on the node, in the shape M(rkeops.ipvs.kube_proxy_leftovers) returns as found.
+  returned: always
+  type: dict
+  contains:
+    checked:
+      description: Whether they were read; false with O(leftovers=skip) or when kube-proxy's mode is unknown.
+      type: bool
+    mode:
+      description: The mode whose leftovers were looked for (the one kube-proxy does not run in).
+      type: str
+      sample: iptables
+    count:
+      description: How many chains, rules, ipsets, virtual servers and interfaces were found.
+      type: int
+    found:
+      description: What was found - C(iptables) (table -> C(chains), C(rules)), C(ipsets), C(ipvs_services), C(interfaces).
+      type: dict
+    error:
+      description: Why they could not be read (for example iptables not installed).
+      type: str
 """
 
 import json
 import os
 import shlex
+import socket
 from typing import Dict, Optional, Tuple
 
 from ansible.module_utils.basic import AnsibleModule
@@ -205,15 +276,19 @@ from ansible.module_utils.urls import open_url
 
 from ansible_collections.rkeops.ipvs.plugins.module_utils._kmod import C_LOCALE
 from ansible_collections.rkeops.ipvs.plugins.module_utils._kubeproxy_status import (
+    data_path_problems,
     kubernetes_service,
+    leftover_problems,
     log_since,
     metrics_url,
     problems,
     read_log,
     recent_errors,
+    split_address,
     split_docker_log,
     virtual_servers,
 )
+from ansible_collections.rkeops.ipvs.plugins.module_utils._leftovers import gather
 
 
 def inspect_container(module: AnsibleModule, docker: Optional[str], name: str) -> Dict[str, object]:
@@ -259,6 +334,54 @@ def read_tail(module: AnsibleModule, docker: str, name: str, since: Optional[str
     return "\n".join(log)
 
 
+def probe_data_path(address: str, timeout: int) -> Dict[str, object]:
+    """A TCP connection to the kubernetes service from this node: accepted, or why not."""
+    host, port = split_address(address)
+    try:
+        connection = socket.create_connection((host, port), timeout=max(timeout, 1))
+    except (OSError, socket.timeout) as exc:
+        return dict(checked=True, address=address, answered=False, error=str(exc) or exc.__class__.__name__)
+    connection.close()
+    return dict(checked=True, address=address, answered=True, error="")
+
+
+class LeftoversUnreadable(Exception):
+    pass
+
+
+class _ReadOnly:
+    """The module as _leftovers.gather() uses it, except that a failed command is reported here, not fatal."""
+
+    def __init__(self, module: AnsibleModule):
+        self._module = module
+
+    def get_bin_path(self, *args, **kwargs):
+        return self._module.get_bin_path(*args, **kwargs)
+
+    def run_command(self, args, **kwargs):
+        kwargs.setdefault("environ_update", C_LOCALE)
+        return self._module.run_command(args, **kwargs)
+
+    def fail_json(self, msg, **_kwargs):
+        raise LeftoversUnreadable(msg)
+
+
+def read_leftovers(module: AnsibleModule, running_mode: Optional[str], policy: str) -> Dict[str, object]:
+    """The other mode's leftovers, judged against the mode kube-proxy runs in (unknown: not read)."""
+    other = {"ipvs": "iptables", "iptables": "ipvs"}.get(running_mode or "")
+    result = dict(checked=False, mode=other or "", count=0, found={}, error="")
+    if policy == "skip" or other is None:
+        return result
+    try:
+        _commands, _saved, found, _diff = gather(_ReadOnly(module), running_mode)
+    except (LookupError, LeftoversUnreadable) as exc:
+        result["error"] = str(exc)
+        return result
+    found.pop("backends", None)
+    result.update(checked=True, count=int(found.get("count", 0)), found=found)
+    return result
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -269,6 +392,9 @@ def main():
             metrics_address=dict(type="str", default="127.0.0.1:10249"),
             start_log_lines=dict(type="int", default=1000),
             log_lines=dict(type="int", default=2000),
+            data_path=dict(type="bool", default=True),
+            data_path_timeout=dict(type="int", default=3),
+            leftovers=dict(type="str", choices=["problem", "report", "skip"], default="problem"),
         ),
         supports_check_mode=True,
     )
@@ -317,8 +443,14 @@ def main():
         kubernetes_service=service,
         service_listed=any(server.split()[1] == service for server in servers),
     )
-    found = problems(params["expected_mode"], facts)
-    module.exit_json(changed=False, ok=not found, problems=found, **facts)
+    running_mode = proxy_mode if proxy_mode in ("ipvs", "iptables") else log["mode"]
+    facts["data_path"] = (
+        probe_data_path(service, params["data_path_timeout"]) if params["data_path"] else dict(checked=False, address=service, answered=None, error="")
+    )
+    facts["leftovers"] = read_leftovers(module, running_mode if running_mode in ("ipvs", "iptables") else None, params["leftovers"])
+    running = problems(params["expected_mode"], facts) + data_path_problems(facts["data_path"])
+    found = running + leftover_problems(facts["leftovers"], params["leftovers"])
+    module.exit_json(changed=False, ok=not found, running_ok=not running, problems=found, **facts)
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ def test_every_variable_a_step_reads_is_declared_for_that_step():
         "prepare": ["prepare.yml"],
         "switch": ["switch.yml", "admin_preflight.yml", "rke_up.yml", "admin_preflight_rke_up.yml"],
         "repair": ["repair.yml"],
+        "leftovers": ["leftovers.yml"],
         "verify": ["verify.yml"],
         "cleanup": ["cleanup.yml"],
     }

@@ -331,3 +331,42 @@ def test_recent_errors_name_each_error_once_latest_last():
     ]
     assert found[0].startswith("E1121 06:55:00")  # the latest of its kind
     assert recent_errors(crash_loop, limit=1) == [crash_loop.splitlines()[-1]]
+
+
+# --- The data path and the other mode's leftovers (issue 12) ---------------------------------------------------------
+
+from ansible_collections.rkeops.ipvs.plugins.module_utils import _kubeproxy_status as status  # noqa: E402
+
+
+@pytest.mark.parametrize(("address", "split"), [("10.43.0.1:443", ("10.43.0.1", 443)), ("[fd00:43::1]:443", ("fd00:43::1", 443))])
+def test_split_address(address, split):
+    assert status.split_address(address) == split
+
+
+def test_data_path_problem_names_the_address_only_when_unanswered():
+    assert status.data_path_problems({"checked": True, "address": "10.43.0.1:443", "answered": True, "error": ""}) == []
+    assert status.data_path_problems({"checked": False, "address": "10.43.0.1:443", "answered": None, "error": ""}) == []
+    assert status.data_path_problems({"checked": True, "address": "10.43.0.1:443", "answered": False, "error": "timed out"}) == [
+        "the kubernetes service 10.43.0.1:443 did not answer from this node (timed out)"
+    ]
+
+
+def test_leftovers_summary_and_problem():
+    found = {
+        "iptables": {
+            "nat": {"chains": ["KUBE-SVC-A", "KUBE-SEP-B"], "rules": []},
+            "filter": {"chains": ["KUBE-SERVICES"], "rules": ["-A OUTPUT -j KUBE-SERVICES"]},
+        },
+        "ipsets": ["KUBE-CLUSTER-IP", "KUBE-LOOP-BACK", "KUBE-NODE-PORT-TCP", "KUBE-NODE-PORT-UDP"],
+        "ipvs_services": [],
+        "interfaces": ["kube-ipvs0"],
+    }
+    assert status.leftovers_summary(found) == (
+        "filter: 1 chain, 1 rule; nat: 2 chains; 4 ipsets (KUBE-CLUSTER-IP, KUBE-LOOP-BACK, KUBE-NODE-PORT-TCP, ...); 1 interface (kube-ipvs0)"
+    )
+    leftovers = {"checked": True, "mode": "iptables", "count": 9, "found": found, "error": ""}
+    (problem,) = status.leftover_problems(leftovers, "problem")
+    assert problem.startswith("9 leftovers of iptables mode (filter: 1 chain, 1 rule; nat: 2 chains;")
+    assert status.leftover_problems(leftovers, "report") == []
+    assert status.leftover_problems(dict(leftovers, count=0), "problem") == []
+    assert status.leftover_problems({"checked": False, "mode": "", "count": 0, "found": {}, "error": ""}, "problem") == []

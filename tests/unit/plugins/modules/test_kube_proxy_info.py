@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -145,6 +146,17 @@ class Node:
         self.asked = []
         self.kube_ipvs0 = True
         self.ipvsadm = "TCP  10.43.0.1:443 rr\n  -> 10.0.2.15:6443               Masq    1      0          0\n"
+        # The data path: whether the kubernetes service accepts a connection, and the addresses asked (no real socket:
+        # the unit tests connect nowhere).
+        self.service_answers = True
+        self.connected = []
+        # What the leftovers are read from: iptables-nft-save (the lab's and Debian's default backend), ipset save,
+        # ipvsadm -S -n and kube-ipvs0's addresses. By default a clean IPVS-mode node.
+        self.iptables_save = ""
+        self.iptables_save_rc = 0
+        self.ipset_save = ""
+        self.ipvsadm_save = "-A -t 10.43.0.1:443 -s rr\n-a -t 10.43.0.1:443 -r 10.0.2.15:6443 -m -w 1\n"
+        self.commands = []
 
     def save(self):
         self.state_file.write_text(json.dumps({"inspect": self.inspect, "log": self.log, "logs_error": self.logs_error}))
@@ -161,9 +173,31 @@ def node(tmp_path, monkeypatch):
     run_command = AnsibleModule.run_command
 
     def fake_run_command(module, args, **kwargs):
+        if isinstance(args, list):
+            node.commands.append(args)
         if isinstance(args, list) and args[0] == "/usr/sbin/ipvsadm":
+            if args[1:] == ["-S", "-n"]:
+                return 0, node.ipvsadm_save, ""
             return 0, "IP Virtual Server version 1.2.1 (size=4096)\n" + node.ipvsadm, ""
+        if isinstance(args, list) and args[0] == "/usr/sbin/iptables-nft-save":
+            return node.iptables_save_rc, node.iptables_save, "iptables-nft-save: permission denied (you must be root)" if node.iptables_save_rc else ""
+        if isinstance(args, list) and args[0] == "/usr/sbin/ipset":
+            return 0, node.ipset_save, ""
+        if isinstance(args, list) and args[0] == "/usr/sbin/ip":
+            return 0, "5: kube-ipvs0    inet 10.43.0.1/32 scope global kube-ipvs0\\       valid_lft forever preferred_lft forever\n", ""
         return run_command(module, args, **kwargs)
+
+    class Connection:
+        def close(self):
+            pass
+
+    def create_connection(address, timeout=None):
+        node.connected.append((address, timeout))
+        if node.service_answers is True:
+            return Connection()
+        if node.service_answers == "timeout":
+            raise socket.timeout("timed out")
+        raise ConnectionRefusedError(111, "Connection refused")
 
     def open_url(url, **kwargs):
         node.asked.append(url)
@@ -177,9 +211,10 @@ def node(tmp_path, monkeypatch):
         return Answer()
 
     monkeypatch.setattr(AnsibleModule, "run_command", fake_run_command)
-    monkeypatch.setattr(
-        AnsibleModule, "get_bin_path", lambda module, name, required=False, opt_dirs=None: {"docker": str(node.docker), "ipvsadm": "/usr/sbin/ipvsadm"}[name]
-    )
+    binaries = {"docker": str(node.docker), "ipvsadm": "/usr/sbin/ipvsadm", "ipset": "/usr/sbin/ipset", "ip": "/usr/sbin/ip"}
+    binaries.update({name: "/usr/sbin/" + name for name in ("iptables-nft-save", "iptables-nft-restore")})
+    monkeypatch.setattr(AnsibleModule, "get_bin_path", lambda module, name, required=False, opt_dirs=None: binaries.get(name))
+    monkeypatch.setattr(kube_proxy_info.socket, "create_connection", create_connection)
     monkeypatch.setattr(kube_proxy_info, "open_url", open_url)
     exists = os.path.exists
     monkeypatch.setattr(os.path, "exists", lambda path: node.kube_ipvs0 if path == "/sys/class/net/kube-ipvs0" else exists(path))
@@ -198,6 +233,7 @@ def test_proxier_line_found_after_more_than_5000_sync_lines(node, capsys):
     node.log = start_lines(T0, IPTABLES_LINE)
     node.log += [klog(T0 + SECOND + i * 30 * SECOND, "I", "proxier.go:805", '"SyncProxyRules complete" elapsed="12.3ms"') for i in range(6000)]
     node.proxy_mode = "iptables"
+    node.kube_ipvs0, node.ipvsadm_save = False, ""  # an iptables node: no IPVS state left
     result = run(node, capsys, expected_mode="iptables", start_log_lines=500, log_lines=2000)
     assert result["ok"] is True, result["problems"]
     assert result["log"]["mode"] == "iptables"
@@ -337,3 +373,113 @@ def test_no_container(node, capsys):
     result = run(node, capsys)
     assert result["problems"] == ["no kube-proxy container (has rke up run on this node?)"]
     assert [call[0] for call in node.calls()] == ["inspect"]  # no log read
+
+
+# --- The data path and the other mode's leftovers (issue 12) ---------------------------------------------------------
+
+DUMPS = Path(__file__).resolve().parents[3] / "data" / "iptables-dumps"
+
+
+def test_data_path_answered_from_the_node(node, capsys):
+    node.log = start_lines(T0, IPVS_LINE)
+    node.ipvsadm = node.ipvsadm.replace("10.43.0.1", "10.96.0.1")
+    result = run(node, capsys, service_cluster_ip_range="10.96.0.0/12", data_path_timeout=2)
+    assert result["ok"] is True, result["problems"]
+    assert result["data_path"] == {"checked": True, "address": "10.96.0.1:443", "answered": True, "error": ""}
+    assert node.connected == [(("10.96.0.1", 443), 2)]
+
+
+@pytest.mark.parametrize(("answer", "reason"), [(False, "[Errno 111] Connection refused"), ("timeout", "timed out")])
+def test_data_path_without_answer_names_the_address(node, capsys, answer, reason):
+    # A stale REJECT answers with a refusal; a virtual server without a real server, or nothing at all, times out.
+    node.log = start_lines(T0, IPVS_LINE)
+    node.service_answers = answer
+    result = run(node, capsys)
+    assert result["ok"] is False
+    assert result["running_ok"] is False  # worth waiting for: kube-proxy may not have synced yet
+    assert result["problems"] == ["the kubernetes service 10.43.0.1:443 did not answer from this node (%s)" % reason]
+    assert result["data_path"]["answered"] is False
+
+
+def test_data_path_check_turned_off_connects_nowhere(node, capsys):
+    node.log = start_lines(T0, IPVS_LINE)
+    node.service_answers = False
+    result = run(node, capsys, data_path=False)
+    assert result["ok"] is True, result["problems"]
+    assert result["data_path"] == {"checked": False, "address": "10.43.0.1:443", "answered": None, "error": ""}
+    assert node.connected == []
+
+
+def test_iptables_mode_leftovers_on_an_ipvs_node_are_a_problem_with_their_count(node, capsys):
+    # A public dump of an iptables-mode node (kubernetes#36835, in the leftovers module's corpus) on a node whose
+    # kube-proxy now answers ipvs: its KUBE-SVC-*/KUBE-SEP-* chains are leftovers.
+    node.log = start_lines(T0, IPVS_LINE)
+    node.iptables_save = (DUMPS / "09-iptables-nat-docker_kubernetes-36835.rules").read_text()
+    result = run(node, capsys)
+    leftovers = result["leftovers"]
+    assert leftovers["checked"] is True and leftovers["mode"] == "iptables" and leftovers["error"] == ""
+    nat = leftovers["found"]["iptables"]["nat"]
+    assert {"KUBE-SVC-NPX46M4PTMTKRN6Y", "KUBE-SEP-7WFUHPTNYMSU2JFN"} <= set(nat["chains"])
+    assert not [chain for chain in nat["chains"] if not chain.startswith(("KUBE-SVC-", "KUBE-SEP-", "KUBE-NODEPORTS"))], nat["chains"]
+    assert leftovers["count"] >= 6
+    assert result["ok"] is False
+    assert result["running_ok"] is True  # leftovers do not go away by waiting
+    (problem,) = result["problems"]
+    assert problem.startswith("%d leftovers of iptables mode (nat: %d chains" % (leftovers["count"], len(nat["chains"])))
+    assert problem.endswith("the module rkeops.ipvs.kube_proxy_leftovers removes them")
+    # Read only: no iptables-restore, no ipset or ipvsadm change.
+    assert not [args for args in node.commands if "restore" in args[0] or args[1:2] in (["destroy"], ["-D"], ["-C"])]
+
+
+def test_leftovers_reported_but_not_a_problem(node, capsys):
+    node.log = start_lines(T0, IPVS_LINE)
+    node.iptables_save = (DUMPS / "09-iptables-nat-docker_kubernetes-36835.rules").read_text()
+    result = run(node, capsys, leftovers="report")
+    assert result["ok"] is True, result["problems"]
+    assert result["leftovers"]["count"] >= 6
+
+
+def test_leftovers_skipped_reads_no_rules(node, capsys):
+    node.log = start_lines(T0, IPVS_LINE)
+    node.iptables_save = (DUMPS / "09-iptables-nat-docker_kubernetes-36835.rules").read_text()
+    result = run(node, capsys, leftovers="skip")
+    assert result["ok"] is True, result["problems"]
+    assert result["leftovers"] == {"checked": False, "mode": "iptables", "count": 0, "found": {}, "error": ""}
+    assert not [args for args in node.commands if "iptables" in args[0] or "ipset" in args[0]]
+
+
+def test_ipvs_mode_leftovers_on_an_iptables_node(node, capsys):
+    # Back in iptables mode: the ipsets, virtual server and kube-ipvs0 IPVS mode left.
+    node.log = start_lines(T0, IPTABLES_LINE)
+    node.proxy_mode = "iptables"
+    node.ipset_save = "create KUBE-CLUSTER-IP hash:ip,port family inet hashsize 1024 maxelem 65536\nadd KUBE-CLUSTER-IP 10.43.0.1,tcp:443\n"
+    result = run(node, capsys, expected_mode="iptables")
+    leftovers = result["leftovers"]
+    assert leftovers["mode"] == "ipvs"
+    assert leftovers["found"]["ipsets"] == ["KUBE-CLUSTER-IP"]
+    assert leftovers["found"]["ipvs_services"] == ["TCP 10.43.0.1:443"]
+    assert leftovers["found"]["interfaces"] == ["kube-ipvs0"]
+    assert leftovers["count"] == 3
+    assert result["problems"] == [
+        "3 leftovers of ipvs mode (1 ipset (KUBE-CLUSTER-IP); 1 IPVS virtual server (TCP 10.43.0.1:443); 1 interface (kube-ipvs0)); "
+        "the module rkeops.ipvs.kube_proxy_leftovers removes them"
+    ]
+
+
+def test_unknown_mode_reads_no_leftovers(node, capsys):
+    # Whose leftovers they are depends on the mode kube-proxy runs in: unknown, nothing is judged.
+    node.proxy_mode = None
+    result = run(node, capsys)
+    assert result["leftovers"]["checked"] is False
+    assert not any("leftovers" in problem for problem in result["problems"])
+
+
+def test_leftovers_that_cannot_be_read_are_named(node, capsys):
+    node.log = start_lines(T0, IPVS_LINE)
+    node.iptables_save_rc = 1
+    result = run(node, capsys)
+    assert result["ok"] is False
+    assert result["leftovers"]["checked"] is False
+    assert result["problems"] == [
+        "the leftovers of the other proxy mode could not be read: iptables-nft-save failed (rc 1): iptables-nft-save: permission denied (you must be root)"
+    ]

@@ -1,0 +1,195 @@
+"""Benchmark: kube_proxy_leftovers' find-and-remove against one iptables-save | iptables-restore round trip.
+
+On one lab VM (bookworm, QEMU), per iptables backend: 1,000 services' worth of iptables-mode rules, written the
+way kube-proxy's iptables proxier writes them (pkg/proxy/iptables/proxier.go, 1.24+ layout: KUBE-SERVICES ->
+KUBE-SVC-* -> KUBE-SEP-* with DNAT, KUBE-MARK-MASQ for off-cluster sources, a filter KUBE-SERVICES REJECT for each
+service without endpoints, node ports for one in ten), next to Calico-like chains, are loaded with
+iptables-restore. Then, in the same run and on the same node:
+
+- baseline: one `iptables-<backend>-save | iptables-<backend>-restore` round trip of that rule set, timed on the
+  node, best of 3;
+- module: one execution of the module (its AnsiballZ payload, run again on the node with `python3`, which is what
+  Ansible runs: interpreter start, iptables-save, finding, one iptables-restore --noflush), current_mode=ipvs so that
+  every iptables-mode rule is a leftover, timed on the node, best of 3, the rules restored before each.
+
+It prints the table and the ratio module / baseline (goal: <= 2). Wall times of the Ansible task seen from the
+controller (SSH and module transfer included) are printed too, for information.
+
+    python bench/bench_leftovers.py [--services 1000]        (make bench-leftovers)
+    RKEOPS_LEFTOVERS_VM=<facts.json from `lab.py up`> reuses a running VM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "lab"))
+import lab  # noqa: E402
+
+BACKENDS = ("nft", "legacy")
+RUNS = 3
+
+
+def chain_name(prefix: str, *parts: str) -> str:
+    """kube-proxy's per-service chain names: prefix + the first 16 characters of base32(sha256(...)), as
+    servicePortChainName / servicePortEndpointChainName do (pkg/proxy/iptables/proxier.go)."""
+    digest = hashlib.sha256("".join(parts).encode()).digest()
+    return prefix + base64.b32encode(digest).decode()[:16]
+
+
+def rules(services: int) -> str:
+    """iptables-restore input: nat and filter as the iptables proxier writes them for `services` services."""
+    nat_chains = ["KUBE-SERVICES", "KUBE-NODEPORTS", "KUBE-POSTROUTING", "KUBE-MARK-MASQ", "KUBE-PROXY-CANARY"]
+    nat_chains += ["cali-PREROUTING", "cali-OUTPUT", "cali-POSTROUTING", "cali-nat-outgoing"]
+    nat, filt = [], []
+    nat += [
+        '-A PREROUTING -m comment --comment "cali:6gwbT8clXdHdC1b1" -j cali-PREROUTING',
+        '-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
+        '-A OUTPUT -m comment --comment "cali:tVnHkvAo15HuiPy0" -j cali-OUTPUT',
+        '-A OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
+        '-A POSTROUTING -m comment --comment "cali:O3lYWMrLQYEMJtB5" -j cali-POSTROUTING',
+        '-A POSTROUTING -m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING',
+        "-A KUBE-MARK-MASQ -j MARK --set-xmark 0x4000/0x4000",
+        "-A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN",
+        "-A KUBE-POSTROUTING -j MARK --set-xmark 0x4000/0x0",
+        '-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE --random-fully',
+        '-A cali-POSTROUTING -m comment --comment "cali:nYKhEzDlr11Jccal" -j cali-nat-outgoing',
+    ]
+    filter_chains = ["KUBE-SERVICES", "KUBE-EXTERNAL-SERVICES", "KUBE-FORWARD", "KUBE-PROXY-CANARY", "KUBE-FIREWALL", "cali-FORWARD"]
+    filt += [
+        '-A INPUT -m conntrack --ctstate NEW -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
+        '-A INPUT -m conntrack --ctstate NEW -m comment --comment "kubernetes externally-visible service portals" -j KUBE-EXTERNAL-SERVICES',
+        "-A INPUT -j KUBE-FIREWALL",
+        '-A FORWARD -m comment --comment "cali:wUHhoiAYhphO9Mso" -j cali-FORWARD',
+        '-A FORWARD -m comment --comment "kubernetes forwarding rules" -j KUBE-FORWARD',
+        '-A OUTPUT -m conntrack --ctstate NEW -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
+        '-A KUBE-FIREWALL -m comment --comment "kubernetes firewall for dropping marked packets" -m mark --mark 0x8000/0x8000 -j DROP',
+        '-A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" -m mark --mark 0x4000/0x4000 -j ACCEPT',
+    ]
+    for index in range(services):
+        name = f"ns{index % 50}/svc{index}:http"
+        cluster_ip = f"10.43.{index // 250}.{index % 250 + 1}"
+        if index % 20 == 19:  # a service without endpoints: the REJECT that outlives a switch (kubernetes#102314)
+            filt.append(
+                f'-A KUBE-SERVICES -d {cluster_ip}/32 -p tcp -m comment --comment "{name} has no endpoints" -m tcp --dport 80 '
+                "-j REJECT --reject-with icmp-port-unreachable"
+            )
+            continue
+        svc = chain_name("KUBE-SVC-", name, "tcp")
+        nat_chains.append(svc)
+        nat.append(f'-A KUBE-SERVICES -d {cluster_ip}/32 -p tcp -m comment --comment "{name} cluster IP" -m tcp --dport 80 -j {svc}')
+        if index % 10 == 0:
+            nat.append(f'-A KUBE-NODEPORTS -p tcp -m comment --comment "{name}" -m tcp --dport {30000 + index} -j {svc}')
+        nat.append(f'-A {svc} ! -s 10.42.0.0/16 -d {cluster_ip}/32 -p tcp -m comment --comment "{name} cluster IP" -m tcp --dport 80 -j KUBE-MARK-MASQ')
+        endpoints = [f"10.42.{(index + k) % 200}.{(index * 7 + k) % 250 + 2}" for k in range(2)]
+        for k, endpoint in enumerate(endpoints):
+            sep = chain_name("KUBE-SEP-", name, "tcp", endpoint)
+            nat_chains.append(sep)
+            probability = " -m statistic --mode random --probability 0.50000000000" if k == 0 else ""
+            nat.append(f'-A {svc} -m comment --comment "{name} -> {endpoint}:8080"{probability} -j {sep}')
+            nat.append(f'-A {sep} -s {endpoint}/32 -m comment --comment "{name}" -j KUBE-MARK-MASQ')
+            nat.append(f'-A {sep} -p tcp -m comment --comment "{name}" -m tcp -j DNAT --to-destination {endpoint}:8080')
+    nat.append(
+        '-A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain" '
+        "-m addrtype --dst-type LOCAL -j KUBE-NODEPORTS"
+    )
+    out = ["*mangle", ":KUBE-PROXY-CANARY - [0:0]", "COMMIT", "*nat"]
+    out += [f":{chain} - [0:0]" for chain in nat_chains] + nat + ["COMMIT", "*filter"]
+    out += [f":{chain} - [0:0]" for chain in filter_chains] + filt + ["COMMIT"]
+    return "\n".join(out) + "\n"
+
+
+RESET = "for b in legacy nft; do printf '*raw\\nCOMMIT\\n*mangle\\nCOMMIT\\n*nat\\nCOMMIT\\n*filter\\nCOMMIT\\n' | iptables-$b-restore; done"
+
+
+def timed(ssh: list[str], command: str) -> float:
+    """Seconds `command` took on the node (date +%s%N around it, in a root shell)."""
+    script = f"s=$(date +%s%N); {command} >/dev/null; rc=$?; e=$(date +%s%N); echo $rc $(( (e - s) / 1000 ))"
+    done = subprocess.run(ssh + ["sudo sh -c " + json.dumps(script)], capture_output=True, text=True, check=True, stdin=subprocess.DEVNULL)
+    rc, micros = done.stdout.split()[-2:]
+    if rc != "0":
+        sys.exit(f"bench: `{command}` failed on the node (rc {rc}): {done.stderr}")
+    return int(micros) / 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--services", type=int, default=1000)
+    args = parser.parse_args()
+    reuse = os.environ.get("RKEOPS_LEFTOVERS_VM")
+    with tempfile.TemporaryDirectory(prefix="rkeops-bench-leftovers-") as tmp:
+        work = Path(tmp)
+        vm = json.loads(Path(reuse).read_text())[0] if reuse else lab.boot(lab.build_image("bookworm"), work / "vms", "bench1", 1536)
+        try:
+            lab.wait_ssh(vm, 600)
+            ssh = lab.ssh_base(Path(vm["identity_file"]), vm["port"])
+            text = rules(args.services)
+            subprocess.run(ssh + ["cat > /tmp/bench.rules"], input=text, text=True, check=True)
+            inventory = work / "inventory.ini"
+            inventory.write_text(
+                f"bench1 ansible_host=127.0.0.1 ansible_port={vm['port']} ansible_user={lab.LAB_USER} "
+                f"ansible_ssh_private_key_file={vm['identity_file']} ansible_python_interpreter=/usr/bin/python3 "
+                "ansible_ssh_common_args='-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null'\n"
+            )
+            env = dict(os.environ, ANSIBLE_HOST_KEY_CHECKING="False", ANSIBLE_KEEP_REMOTE_FILES="1", ANSIBLE_PIPELINING="False", ANSIBLE_NOCOLOR="1")
+            env.setdefault("ANSIBLE_COLLECTIONS_PATH", str(ROOT / "build" / "collections"))
+            lines = text.count("\n")
+            rows = []
+            for backend in BACKENDS:
+                load = f"{RESET}; iptables-{backend}-restore < /tmp/bench.rules"
+                timed(ssh, load)
+                baseline = min(timed(ssh, f"iptables-{backend}-save | iptables-{backend}-restore") for _ in range(RUNS))
+                # One module execution through Ansible, keeping its payload on the node to run it again there.
+                timed(ssh, "rm -rf /home/lab/.ansible/tmp /root/.ansible/tmp")
+                started = time.monotonic()
+                done = subprocess.run(
+                    ["ansible", "bench1", "-i", str(inventory), "-b", "-m", "rkeops.ipvs.kube_proxy_leftovers", "-a", f"current_mode=ipvs backend={backend}"],
+                    capture_output=True,
+                    text=True,
+                    env=env,
+                    check=False,
+                )
+                through_ansible = time.monotonic() - started
+                if done.returncode != 0 or "CHANGED" not in done.stdout:
+                    sys.exit("bench: the module did not remove the rules:\n" + done.stdout[-3000:] + done.stderr[-2000:])
+                kept = " ".join(f"{home}/.ansible/tmp/ansible-tmp-*/AnsiballZ_kube_proxy_leftovers.py" for home in ("/home/lab", "/root"))
+                payload = f"$(ls -d {kept} 2>/dev/null | head -1)"
+                module_times = []
+                for _ in range(RUNS):
+                    timed(ssh, load)
+                    module_times.append(timed(ssh, f"python3 {payload}"))
+                left = subprocess.run(
+                    ssh + [f"sudo iptables-{backend}-save | grep -c -e KUBE-SVC- -e KUBE-SEP- -e 'has no endpoints' || true"],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                if left.stdout.strip() != "0":
+                    sys.exit(f"bench: {left.stdout.strip()} iptables-mode lines left after the module ran")
+                module = min(module_times)
+                rows.append((backend, lines, baseline, module, module / baseline, through_ansible))
+                timed(ssh, RESET)
+            print(f"\n{args.services} services ({rows[0][1]} lines of iptables-restore input), best of {RUNS}, times on the node:\n")
+            print("| backend | baseline: save \\| restore | module find-and-remove | ratio module/baseline | module through Ansible (SSH included) |")
+            print("|---|---:|---:|---:|---:|")
+            for backend, _lines, baseline, module, ratio, through_ansible in rows:
+                print(f"| iptables-{backend} | {baseline:.2f} s | {module:.2f} s | {ratio:.2f} | {through_ansible:.1f} s |")
+            worst = max(row[4] for row in rows)
+            print(f"\nGoal: ratio <= 2 in one module execution: {'met' if worst <= 2 else 'NOT met'} (worst {worst:.2f}).")
+        finally:
+            if not reuse:
+                lab.stop(work / "vms", "bench1")
+
+
+if __name__ == "__main__":
+    main()
