@@ -41,6 +41,7 @@ docker-up: lab-deps  ## Start the Docker engine if it is not running (the Docker
 	@bash tests/lab/docker-up.sh $(CACHE)/dockerd.log
 
 lab-images: lab-deps docker-up  ## Build (or reuse from the cache) the lab's VM images and its Docker image
+	$(LAB) image bullseye
 	$(LAB) image bookworm
 	$(LAB) image trixie
 	$(LAB) docker-image bookworm
@@ -50,7 +51,7 @@ collection:
 	ln -sfn $(CURDIR) $(BUILD)/collections/ansible_collections/rkeops/ipvs
 
 test: setup  ## Run every test: lint, ansible-test sanity, unit tests, package check, Molecule scenarios, end to end
-	$(MAKE) --no-print-directory lint sanity sanity-oldest sanity-newest units units-oldest units-newest package setup-test molecule vm-leftovers e2e
+	$(MAKE) --no-print-directory lint sanity sanity-oldest sanity-newest units units-oldest units-newest package setup-test molecule vm-leftovers e2e oldest-stack
 
 lint: setup  ## yamllint, ruff (check and format), ansible-lint
 	yamllint --strict .
@@ -129,6 +130,13 @@ sanity-oldest: $(VENV_OLDEST)/.installed  ## ansible-test sanity of ansible-core
 
 sanity-newest: $(VENV_NEWEST)/.installed  ## ansible-test sanity of ansible-core 2.21: controller Python 3.13, modules on Python 3.9 to 3.13
 	$(call sanity_on,newest,$(VENV_NEWEST),3.13,$(SANITY_NEWEST_PYTHONS),$(GET_PIP_NEWEST))
+
+# The oldest stack really run (issue 13): ansible-core 2.16 (the oldest toolset's virtual environment) runs the
+# prereqs role and kube_proxy_info against a bookworm lab VM whose Ansible interpreter is this machine's pyenv build
+# of Python 3.6 (copied in), with the kube-proxy stand-in deployed by the rke stand-in. One VM.
+.PHONY: oldest-stack
+oldest-stack: $(VENV_OLDEST)/.installed collection lab-images  ## ansible-core 2.16 runs the prereqs role and kube_proxy_info on a lab VM with Python 3.6
+	PATH=$(VENV_OLDEST)/bin:$$PATH pytest -p no:cacheprovider -v -s tests/vm
 
 setup-test: setup docker-up  ## The set-up from nothing: make setup in a pristine Debian 12 container must install every tool
 	pytest -p no:cacheprovider -v tests/setup

@@ -68,7 +68,9 @@ ROOTFS_PACKAGES = {
     "node": ["python3", "python3-apt", "kmod"],
     "fresh": ["python3", "make", "git", "openssh-client", "e2fsprogs", "ca-certificates"],
 }
-SUITES = ("bookworm", "trixie")
+# bullseye (Debian 11, kernel 5.10) is the oldest release the Debian mirror serves (issue 13); bookworm 6.1,
+# trixie 6.12. A suite is part of each image's recipe hash, so adding one leaves the other images' caches valid.
+SUITES = ("bullseye", "bookworm", "trixie")
 # Bump when the build steps below change in a way the lists above do not show.
 RECIPE_VERSION = 4
 
@@ -104,6 +106,15 @@ ExecStart=/usr/local/sbin/rkeops-lab-net-guard
 WantedBy=multi-user.target
 """
 DOCKER_DAEMON_JSON = '{"bip": "172.17.0.1/16"}\n'
+# bullseye's Docker (20.10) looks for a free private /16 for docker0 even when "bip" is set, finds none beside the net
+# guard's blackholes and does not start ("list bridge addresses failed: ... no available network"; moby/moby#33925,
+# open: "If I configure the docker0 bridge manually dockerd starts"). bookworm's and trixie's Dockers start with "bip"
+# alone here (the end-to-end tests run them). So on bullseye, docker.service creates docker0 with the "bip" address
+# first (checked by hand on a bullseye lab VM). Files per suite: a suite without any keeps its recipe hash.
+DOCKER_BRIDGE_DROPIN = """[Service]
+ExecStartPre=/bin/sh -c 'ip link show docker0 >/dev/null 2>&1 || { ip link add docker0 type bridge && ip addr add 172.17.0.1/16 dev docker0; }'
+"""
+SUITE_FILES = {"bullseye": {"etc/systemd/system/docker.service.d/rkeops-lab-bridge.conf": DOCKER_BRIDGE_DROPIN}}
 
 
 def log(msg: str) -> None:
@@ -111,7 +122,11 @@ def log(msg: str) -> None:
 
 
 def recipe_hash(kind: str, suite: str, packages: list[str]) -> str:
-    text = json.dumps([kind, suite, MIRROR, sorted(packages), RECIPE_VERSION, FSTAB, INTERFACES, SUDOERS, LAB_NET_GUARD, LAB_NET_UNIT, DOCKER_DAEMON_JSON])
+    parts = [kind, suite, MIRROR, sorted(packages), RECIPE_VERSION, FSTAB, INTERFACES, SUDOERS, LAB_NET_GUARD, LAB_NET_UNIT, DOCKER_DAEMON_JSON]
+    # Only a VM image of a suite with files of its own hashes them (the other images keep their cached hashes).
+    if kind == "vm" and suite in SUITE_FILES:
+        parts.append(sorted(SUITE_FILES[suite].items()))
+    text = json.dumps(parts)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -171,6 +186,9 @@ def build_image(suite: str) -> Path:
         (root / "etc/systemd/system/multi-user.target.wants/rkeops-lab-net-guard.service").symlink_to("/etc/systemd/system/rkeops-lab-net-guard.service")
         (root / "etc/docker").mkdir(exist_ok=True)
         (root / "etc/docker/daemon.json").write_text(DOCKER_DAEMON_JSON)
+        for relative, content in SUITE_FILES.get(suite, {}).items():
+            (root / relative).parent.mkdir(parents=True, exist_ok=True)
+            (root / relative).write_text(content)
         ssh_dir = root / "home" / LAB_USER / ".ssh"
         ssh_dir.mkdir(mode=0o700)
         (ssh_dir / "authorized_keys").write_text(key.with_suffix(".pub").read_text())

@@ -9,7 +9,9 @@ import pytest
 MODULES = ["ip_vs", "ip_vs_rr", "ip_vs_wrr", "ip_vs_sh", "nf_conntrack"]
 PERSIST_FILE = "/etc/modules-load.d/rkeops-ipvs.conf"
 # The Debian release each platform of molecule.yml boots, and its kernel series.
-KERNELS = {"node1": "6.1.", "node2": "6.12."}
+KERNELS = {"node1": "6.1.", "node2": "6.12.", "node3": "5.10."}
+# prepare.yml leaves this marker where it emptied apt's lists (molecule.yml: lab_empty_apt_lists).
+EMPTIED_MARKER = "/var/tmp/rkeops-lab-apt-lists-emptied"
 
 
 def loaded_modules(host):
@@ -58,3 +60,19 @@ def test_ipvsadm_talks_to_the_kernel(host):
 def test_ipset_talks_to_the_kernel(host):
     with host.sudo():
         host.check_output("ipset create rkeops-test hash:ip && ipset list rkeops-test && ipset destroy rkeops-test")
+
+
+def test_emptied_apt_lists_were_refreshed_by_the_role(host):
+    """On the node that started with empty apt lists, apt wrote package indexes after prepare emptied them: the role
+    refreshed the lists before installing (the packages' own test above shows the install worked). The other nodes
+    kept their image's lists."""
+    emptied = bool(host.ansible.get_variables().get("lab_empty_apt_lists", False))
+    marker = host.file(EMPTIED_MARKER)
+    assert marker.exists == emptied
+    # Change times: apt gives downloaded files the mirror's Last-Modified time as their mtime.
+    listing = host.check_output("find /var/lib/apt/lists -maxdepth 1 -type f -name '*_Packages*' -printf '%C@\\n'")
+    index_times = [float(line) for line in listing.splitlines() if line]
+    assert index_times, "apt's lists hold no package index"
+    if emptied:
+        emptied_at = float(host.check_output("stat -c %Y " + EMPTIED_MARKER))
+        assert min(index_times) >= emptied_at

@@ -254,11 +254,13 @@ def test_the_minimum_and_the_warning_are_variables(tmp_path, controller_ok):
     ("family", "distribution", "release", "package"),
     [
         ("RedHat", "RedHat", "5.14.0-427.el9.x86_64", "kernel-modules-extra-5.14.0-427.el9.x86_64"),
+        # EL 7 has no modules subpackage: the kernel package carries them (roles/prereqs/vars/RedHat.yml).
+        ("RedHat", "CentOS", "3.10.0-1160.119.1.el7.x86_64", "kernel-3.10.0-1160.119.1.el7.x86_64 (on EL 7 the kernel package itself"),
         ("Suse", "openSUSE Leap", "5.14.21-150500.55-default", "kernel-default (or kernel-default-extra) for 5.14.21-150500.55-default"),
         ("Debian", "Ubuntu", "5.15.0-1051-aws", "linux-modules-extra-5.15.0-1051-aws"),
         ("Debian", "Debian", "6.1.0-28-amd64", "linux-image-6.1.0-28-amd64"),
     ],
-    ids=["el9", "suse", "ubuntu", "debian"],
+    ids=["el9", "el7", "suse", "ubuntu", "debian"],
 )
 def test_each_family_names_its_modules_package(tmp_path, controller_ok, family, distribution, release, package):
     done = preflight_on(tmp_path, report(release, family, distribution, missing=("ip_vs_sh",)))
