@@ -26,4 +26,3 @@ def test_the_only_nic_is_qemus_user_network(host):
     assert sorted(link for link in links if link not in ("lo", "lab-svc0") and not link.startswith("docker")) == ["eth0"]
     assert host.check_output("ip -4 -o addr show dev eth0").split()[3].startswith("10.0.2.")
     assert host.check_output("ip -4 route show default").startswith("default via 10.0.2.2 dev eth0")
-
