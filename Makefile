@@ -151,7 +151,7 @@ vagrant-box: setup libvirt-up  ## Build (or reuse) the lab's Vagrant box and add
 molecule-vagrant: setup libvirt-up  ## The Vagrant scenario: vagrant-libvirt, the lab's box, QEMU's user network only
 	box=$$($(PYTHON) tests/lab/vagrant_box.py add bookworm); \
 	  RKEOPS_VAGRANT_BOX=$$box RKEOPS_VAGRANT_PROVIDER=libvirt RKEOPS_VAGRANT_NETWORK=usernet RKEOPS_VAGRANT_LIBVIRT_DRIVER=qemu \
-	  molecule test --scenario-name vagrant 2>&1 | sed 's/\x1b\[[0-9;]*m//g'
+	  molecule test --scenario-name vagrant 2>&1 | sed -u 's/\x1b\[[0-9;]*m//g'
 
 e2e: setup lab-images  ## End to end: enable, verify, disable on a 2-VM lab cluster (rke and kube-proxy stand-ins)
 	pytest -p no:cacheprovider -v -s tests/e2e
