@@ -141,7 +141,7 @@ molecule: setup lab-images  ## The Molecule scenarios on the VM lab and Docker (
 # The Vagrant scenario (molecule/vagrant, issue 14): Vagrant with vagrant-libvirt, on a box built from the lab's
 # bookworm image (tests/lab/vagrant_box.py: Vagrant's box catalogue is out of reach), under software emulation,
 # with QEMU's user network as the VM's only network. A contributor's own box and provider: README "Testing with Vagrant".
-.PHONY: libvirt-up vagrant-box molecule-vagrant
+.PHONY: libvirt-up vagrant-box molecule-vagrant bench-vagrant
 libvirt-up: lab-deps  ## Start libvirtd and virtlogd if they are not running (the Vagrant scenario needs them)
 	@bash tests/lab/libvirt-up.sh $(CACHE)/libvirt
 
@@ -152,6 +152,9 @@ molecule-vagrant: setup libvirt-up  ## The Vagrant scenario: vagrant-libvirt, th
 	box=$$($(PYTHON) tests/lab/vagrant_box.py add bookworm); \
 	  RKEOPS_VAGRANT_BOX=$$box RKEOPS_VAGRANT_PROVIDER=libvirt RKEOPS_VAGRANT_NETWORK=usernet RKEOPS_VAGRANT_LIBVIRT_DRIVER=qemu \
 	  molecule test --scenario-name vagrant 2>&1 | sed -u 's/\x1b\[[0-9;]*m//g'
+
+bench-vagrant: setup libvirt-up  ## Benchmark: a Vagrant scenario VM against a lab VM booted at the same time (ratio)
+	python bench/bench_vagrant_boot.py
 
 e2e: setup lab-images  ## End to end: enable, verify, disable on a 2-VM lab cluster (rke and kube-proxy stand-ins)
 	pytest -p no:cacheprovider -v -s tests/e2e
