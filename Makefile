@@ -51,7 +51,7 @@ collection:
 	ln -sfn $(CURDIR) $(BUILD)/collections/ansible_collections/rkeops/ipvs
 
 test: setup  ## Run every test: lint, ansible-test sanity, unit tests, package check, Molecule scenarios, end to end
-	$(MAKE) --no-print-directory lint sanity sanity-oldest sanity-newest units units-oldest units-newest package setup-test molecule vm-leftovers e2e oldest-stack
+	$(MAKE) --no-print-directory lint sanity sanity-oldest sanity-newest units units-oldest units-newest package setup-test molecule molecule-vagrant vm-leftovers e2e oldest-stack
 
 lint: setup  ## yamllint, ruff (check and format), ansible-lint
 	yamllint --strict .
@@ -145,6 +145,24 @@ setup-test: setup docker-up  ## The set-up from nothing: make setup in a pristin
 # path): the sed keeps CI logs plain (pipefail keeps molecule's exit status).
 molecule: setup lab-images  ## The Molecule scenarios on the VM lab and Docker (SCENARIOS=... to pick)
 	for scenario in $(SCENARIOS); do molecule test --scenario-name $$scenario 2>&1 | sed 's/\x1b\[[0-9;]*m//g' || exit 1; done
+
+# The Vagrant scenario (molecule/vagrant, issue 14): Vagrant with vagrant-libvirt, on a box built from the lab's
+# bookworm image (tests/lab/vagrant_box.py: Vagrant's box catalogue is out of reach), under software emulation,
+# with QEMU's user network as the VM's only network. A contributor's own box and provider: README "Testing with Vagrant".
+.PHONY: libvirt-up vagrant-box molecule-vagrant bench-vagrant
+libvirt-up: lab-deps  ## Start libvirtd and virtlogd if they are not running (the Vagrant scenario needs them)
+	@bash tests/lab/libvirt-up.sh $(CACHE)/libvirt
+
+vagrant-box: setup libvirt-up  ## Build (or reuse) the lab's Vagrant box and add it to Vagrant
+	$(PYTHON) tests/lab/vagrant_box.py add bookworm
+
+molecule-vagrant: setup libvirt-up  ## The Vagrant scenario: vagrant-libvirt, the lab's box, QEMU's user network only
+	box=$$($(PYTHON) tests/lab/vagrant_box.py add bookworm); \
+	  RKEOPS_VAGRANT_BOX=$$box RKEOPS_VAGRANT_PROVIDER=libvirt RKEOPS_VAGRANT_NETWORK=usernet RKEOPS_VAGRANT_LIBVIRT_DRIVER=qemu \
+	  molecule test --scenario-name vagrant 2>&1 | sed -u 's/\x1b\[[0-9;]*m//g'
+
+bench-vagrant: setup libvirt-up  ## Benchmark: a Vagrant scenario VM against a lab VM booted at the same time (ratio)
+	python bench/bench_vagrant_boot.py
 
 e2e: setup lab-images  ## End to end: enable, verify, disable on a 2-VM lab cluster (rke and kube-proxy stand-ins)
 	pytest -p no:cacheprovider -v -s tests/e2e

@@ -20,6 +20,12 @@ TOOLS=(
   "ssh-keygen openssh-client makes the lab's SSH key"
   "git git lists the collection's files for ansible-test sanity"
   "shellcheck shellcheck ansible-test sanity checks the shell scripts with it (it skips the test without it)"
+  # The Vagrant scenario (molecule/vagrant, docs/lab.md "Testing with Vagrant"): Debian's Vagrant, its libvirt
+  # provider, and libvirt's daemons, which tests/lab/libvirt-up.sh starts (there may be no init system).
+  "vagrant vagrant drives the Vagrant scenario's VM"
+  "libvirtd libvirt-daemon-system runs the VM for vagrant-libvirt"
+  "virtlogd libvirt-daemon-system collects the console output of libvirt's VMs (libvirtd needs it)"
+  "virsh libvirt-clients reads libvirt's state (libvirt-up.sh, the box builder)"
 )
 
 # The virtual environment needs the interpreter's venv and ensurepip modules: Debian's python3 ships them in
@@ -35,6 +41,16 @@ for row in "${TOOLS[@]}"; do
     [[ " ${missing_packages[*]} " == *" $package "* ]] || missing_packages+=("$package")
   fi
 done
+# vagrant-libvirt is a Vagrant plugin, not a command: Debian's package registers it system-wide; a Vagrant
+# installed another way lists it in `vagrant plugin list` (slower, so asked only when the package is absent).
+libvirt_plugin_ok() {
+  dpkg-query --show --showformat='${Status}' vagrant-libvirt 2>/dev/null | grep -q 'install ok installed' \
+    || { command -v vagrant >/dev/null 2>&1 && vagrant plugin list 2>/dev/null | grep -q '^vagrant-libvirt '; }
+}
+if ! libvirt_plugin_ok; then
+  missing_report+=("the vagrant-libvirt plugin (Debian package vagrant-libvirt): Vagrant's libvirt provider for the Vagrant scenario")
+  missing_packages+=(vagrant-libvirt)
+fi
 if ! python_ok; then
   missing_report+=("${PYTHON:-python3} -m venv (Debian package python3-venv): creates the pinned tools' virtual environment")
   missing_packages+=(python3-venv)

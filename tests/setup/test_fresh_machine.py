@@ -39,7 +39,14 @@ HOST_COMMANDS = {
     "ssh-keygen": "ssh-keygen -q -t ed25519 -N '' -f /tmp/probe-key",
     "git": "git --version",
     "shellcheck": "shellcheck --version",
+    # The Vagrant scenario (molecule/vagrant): Vagrant, libvirt's daemons and client.
+    "vagrant": "vagrant --version",
+    "libvirtd": "libvirtd --version",
+    "virtlogd": "virtlogd --version",
+    "virsh": "virsh --version",
 }
+# Vagrant plugins the scenario needs, each with the probe that proves Vagrant loads it.
+VAGRANT_PLUGINS = {"vagrant-libvirt": "vagrant plugin list | grep -q '^vagrant-libvirt '"}
 # The pinned tools the virtual environment must provide.
 VENV_COMMANDS = ("ansible-playbook", "ansible-test", "ansible-lint", "molecule", "pytest", "yamllint", "ruff", "antsibull-changelog")
 
@@ -82,7 +89,8 @@ def test_make_setup_installs_every_tool_on_a_fresh_machine(tmp_path):
     src = tmp_path / "src"
     copy_checkout(src)
     docker_client = shutil.which("docker")
-    checks = "\n".join(f'if ( {probe} ) >/dev/null 2>&1; then echo "runs {tool}"; else echo "fails {tool}"; fi' for tool, probe in HOST_COMMANDS.items())
+    probes = {**HOST_COMMANDS, **VAGRANT_PLUGINS}
+    checks = "\n".join(f'if ( {probe} ) >/dev/null 2>&1; then echo "runs {tool}"; else echo "fails {tool}"; fi' for tool, probe in probes.items())
     script = SCRIPT.format(host_tools=" ".join(HOST_COMMANDS), checks=checks, venv_tools=" ".join(VENV_COMMANDS))
     run = ["docker", "run", "--rm", "--network", "host", "-v", f"{src}:/src:ro", "-v", f"{docker_client}:/usr/local/bin/docker:ro"]
     run += ["-e", "DOCKER_HOST=unix:///nonexistent/docker.sock"]
@@ -103,25 +111,27 @@ def test_make_setup_installs_every_tool_on_a_fresh_machine(tmp_path):
     # The container really is a new machine: it has what one has, and none of the lab's tools.
     for tool in ("ssh", "mkfs.ext4", "docker", "git"):
         assert f"present {tool}\n" in before, out
-    for tool in ("qemu-system-x86_64", "qemu-img", "mmdebstrap", "dockerd"):
+    for tool in ("qemu-system-x86_64", "qemu-img", "mmdebstrap", "dockerd", "vagrant", "libvirtd", "virsh"):
         assert f"absent {tool}\n" in before, out
     # A docker client without a daemon gets a message that names what is missing and what to do.
     assert "docker-up rc=1" in before, out
     assert re.search(r"no Docker daemon \(dockerd\) is installed.*make setup", before), out
 
     assert "setup rc=0" in rest, out
-    for tool in HOST_COMMANDS:
+    for tool in {**HOST_COMMANDS, **VAGRANT_PLUGINS}:
         assert f"runs {tool}\n" in rest, f"{tool} missing or broken after make setup:\n{out}"
     for tool in VENV_COMMANDS:
         assert f"runs {tool}\n" in rest, f"{tool} missing from the virtual environment after make setup:\n{out}"
 
 
 def test_every_tool_the_lab_needs_is_in_the_set_up_list():
-    """lab.py checks its tools with need(...): each of them must be one the set-up installs."""
+    """lab.py and vagrant_box.py check their tools with need(...): each of them must be one the set-up installs."""
     listed = set(re.findall(r'^\s+"(\S+) \S+ ', (ROOT / "tests/lab/host-deps.sh").read_text(), re.MULTILINE))
     needed = set()
-    for call in re.findall(r"need\(([^)]*)\)", (ROOT / "tests/lab/lab.py").read_text()):
-        needed.update(re.findall(r'"([^"]+)"', call))
-    assert needed, "no need(...) call found in lab.py"
+    for script in ("lab.py", "vagrant_box.py"):
+        calls = re.findall(r"need\(([^)]*)\)", (ROOT / "tests/lab" / script).read_text())
+        assert calls, f"no need(...) call found in {script}"
+        for call in calls:
+            needed.update(re.findall(r'"([^"]+)"', call))
     assert needed <= listed, f"tools lab.py needs but tests/lab/host-deps.sh does not install: {sorted(needed - listed)}"
     assert set(HOST_COMMANDS) <= listed, sorted(set(HOST_COMMANDS) - listed)
