@@ -166,6 +166,7 @@ class Cluster:
                 return value
             time.sleep(delay)
         raise AssertionError(f"{what}: not reached after {attempts} tries; last value {value!r}")
+
     def started_at(self, name: str) -> str:
         """When the node's kube-proxy container last started (docker's StartedAt)."""
         return self.ssh(name, "docker inspect --format '{{.State.StartedAt}}' kube-proxy").stdout.strip()
@@ -173,9 +174,6 @@ class Cluster:
     def restore_modules_not_loaded(self, name: str) -> None:
         """Put the IPVS modules that break_ipvs moved away back into the module tree, without loading them."""
         self.ssh(name, "sudo sh -c 'r=$(uname -r); mv /root/ipvs-moved /lib/modules/$r/kernel/net/netfilter/ipvs; depmod $r'")
-
-    def loaded_modules(self, name: str) -> set[str]:
-        return {line.split()[0] for line in self.ssh(name, "cat /proc/modules").stdout.splitlines() if line.strip()}
 
 
 def digest(path: Path) -> str:
