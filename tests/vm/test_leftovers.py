@@ -104,8 +104,22 @@ def lines(save: str) -> set[str]:
     return {f"{name} {line}" for name, body in tables(save).items() for line in body}
 
 
+_FAILED: list[str] = []
+
+
 @pytest.fixture(scope="module")
 def results():
+    # A failed set-up is reported once, not retried (with a VM boot) for each test of the module.
+    if _FAILED:
+        pytest.fail("the VM set-up failed before: " + _FAILED[0])
+    try:
+        yield from _results()
+    except (AssertionError, subprocess.CalledProcessError, SystemExit) as exc:
+        _FAILED.append(str(exc)[:2000])
+        raise
+
+
+def _results():
     """Boot one VM, install ipset and ipvsadm, run the playbook once; the per-case results.
 
     RKEOPS_LEFTOVERS_VM=<facts.json of a VM `lab.py up` started> reuses that VM (and leaves it running): for
@@ -121,12 +135,14 @@ def results():
         try:
             lab.wait_ssh(vm, 600)
             ssh = lab.ssh_base(Path(vm["identity_file"]), vm["port"])
-            # ipset and ipvsadm are not in the lab image (the prereqs role installs them on real nodes).
-            subprocess.run(
-                ssh + ["sudo sh -c 'apt-get -qq update && DEBIAN_FRONTEND=noninteractive apt-get -qq install -y ipset ipvsadm' >/dev/null"],
-                check=True,
-                stdin=subprocess.DEVNULL,
-            )
+            # ipset and ipvsadm are not in the lab image (the prereqs role installs them on real nodes). SSH to an
+            # emulated VM on a loaded machine can miss lab.py's 5 s connect timeout: a few attempts.
+            install = "command -v ipset && command -v ipvsadm || (apt-get -qq update && DEBIAN_FRONTEND=noninteractive apt-get -qq install -y ipset ipvsadm)"
+            for attempt in range(4):
+                done = subprocess.run(ssh + [f"sudo sh -c '{install}' >/dev/null"], stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False)
+                if done.returncode == 0:
+                    break
+                assert done.returncode == 255 and attempt < 3, f"installing ipset and ipvsadm failed: {done.stderr}"
             inventory = work / "inventory.ini"
             inventory.write_text(
                 f"leftovers1 ansible_host=127.0.0.1 ansible_port={vm['port']} ansible_user={lab.LAB_USER} "
@@ -138,7 +154,7 @@ def results():
                 setup = restore(DUMPS[legacy], "legacy") + "\n" + restore(DUMPS[nft], "nft") + (IPVS_STATE if ipvs_state else "")
                 pairs.append({"name": name, "mode": RUN_AS[mode_of(DUMPS[legacy])], "setup": setup})
             extra = {"leftovers_pairs": pairs, "leftovers_results": str(work / "results.json")}
-            env = dict(os.environ, ANSIBLE_HOST_KEY_CHECKING="False", ANSIBLE_PIPELINING="True", ANSIBLE_NOCOLOR="1")
+            env = dict(os.environ, ANSIBLE_HOST_KEY_CHECKING="False", ANSIBLE_PIPELINING="True", ANSIBLE_NOCOLOR="1", ANSIBLE_TIMEOUT="60")
             env.setdefault("ANSIBLE_COLLECTIONS_PATH", str(ROOT / "build" / "collections"))
             done = subprocess.run(
                 ["ansible-playbook", str(PLAYBOOK), "-i", str(inventory), "-e", json.dumps(extra)], capture_output=True, text=True, env=env, check=False
