@@ -123,9 +123,12 @@ def ssh_run(ssh: list[str], command: str, data: str | None = None) -> subprocess
 
 def timed(ssh: list[str], command: str) -> float:
     """Seconds `command` took on the node (date +%s%N around it, in a root shell)."""
-    script = f"s=$(date +%s%N); {command} >/dev/null; rc=$?; e=$(date +%s%N); echo $rc $(( (e - s) / 1000 ))"
+    script = f"s=$(date +%s%N); {{ {command}; }} >/dev/null; rc=$?; e=$(date +%s%N); echo TIMED $rc $(( (e - s) / 1000 ))"
     done = ssh_run(ssh, "sudo sh -c " + json.dumps(script))
-    rc, micros = done.stdout.split()[-2:]
+    marks = [line.split()[1:] for line in done.stdout.splitlines() if line.startswith("TIMED ")]
+    if not marks:
+        sys.exit(f"bench: `{command}` printed no timing (rc {done.returncode}): {done.stdout[-500:]} {done.stderr[-500:]}")
+    rc, micros = marks[-1]
     if rc != "0":
         sys.exit(f"bench: `{command}` failed on the node (rc {rc}): {done.stderr}")
     return int(micros) / 1e6
@@ -166,7 +169,7 @@ def main() -> None:
             for backend in args.backends:
                 load = f"{RESET}; iptables-{backend}-restore < /tmp/bench.rules"
                 timed(ssh, load)
-                baseline = min(timed(ssh, f"iptables-{backend}-save | iptables-{backend}-restore") for _ in range(args.runs))
+                baseline = min(timed(ssh, f"iptables-{backend}-save | iptables-{backend}-restore") for _run in range(args.runs))
                 # One module execution through Ansible, keeping its payload on the node to run it again there.
                 timed(ssh, "rm -rf /home/lab/.ansible/tmp /root/.ansible/tmp")
                 started = time.monotonic()
@@ -183,7 +186,7 @@ def main() -> None:
                 kept = " ".join(f"{home}/.ansible/tmp/ansible-tmp-*/AnsiballZ_kube_proxy_leftovers.py" for home in ("/home/lab", "/root"))
                 payload = f"$(ls -d {kept} 2>/dev/null | head -1)"
                 module_times = []
-                for _ in range(args.runs):
+                for _run in range(args.runs):
                     timed(ssh, load)
                     module_times.append(timed(ssh, f"python3 {payload}"))
                 left = subprocess.run(

@@ -247,7 +247,7 @@ def _service_key(service):
     parts = service.split()
     if len(parts) != 2 or parts[0] not in ("TCP", "UDP", "SCTP"):
         return None
-    address, _, port = parts[1].rpartition(":")
+    address, _colon, port = parts[1].rpartition(":")
     return parts[0], address.strip("[]"), port
 
 

@@ -196,7 +196,11 @@ def test_a_failed_restore_fails_before_ipvs_and_ipsets_change(node, capsys, monk
     node.sets = {"KUBE-CLUSTER-IP": []}
     node.services = ["TCP 10.43.0.1:443"]
     node.devices = {"kube-ipvs0": ["10.43.0.1"]}
-    monkeypatch.setattr(Node, "restore", lambda self, backend, data: (_ for _ in ()).throw(ValueError("Resource busy")))
+
+    def busy(self, backend, data):
+        raise ValueError("Resource busy")
+
+    monkeypatch.setattr(Node, "restore", busy)
     result = run(capsys, current_mode="iptables")
     assert result["_rc"] == 1 and "iptables-legacy-restore --noflush failed" in result["msg"]
     assert node.services == ["TCP 10.43.0.1:443"] and list(node.sets) == ["KUBE-CLUSTER-IP"] and "kube-ipvs0" in node.devices
