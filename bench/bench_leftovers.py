@@ -26,6 +26,7 @@ import base64
 import hashlib
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -124,7 +125,7 @@ def ssh_run(ssh: list[str], command: str, data: str | None = None) -> subprocess
 def timed(ssh: list[str], command: str) -> float:
     """Seconds `command` took on the node (date +%s%N around it, in a root shell)."""
     script = f"s=$(date +%s%N); {{ {command}; }} >/dev/null; rc=$?; e=$(date +%s%N); echo TIMED $rc $(( (e - s) / 1000 ))"
-    done = ssh_run(ssh, "sudo sh -c " + json.dumps(script))
+    done = ssh_run(ssh, "sudo sh -c " + shlex.quote(script))
     marks = [line.split()[1:] for line in done.stdout.splitlines() if line.startswith("TIMED ")]
     if not marks:
         sys.exit(f"bench: `{command}` printed no timing (rc {done.returncode}): {done.stdout[-500:]} {done.stderr[-500:]}")
