@@ -196,7 +196,7 @@ def node(draw):
     for table in ("nat", "filter"):
         chains = ["INPUT", "FORWARD", "OUTPUT"] + sorted(set(draw(st.lists(KUBE_IPTABLES | KUBE_IPVS | FOREIGN_CHAINS | KUBELET, max_size=12))))
         lines = ["*%s" % table] + [":%s %s [0:0]" % (c, "ACCEPT" if c.isupper() and "-" not in c else "-") for c in chains]
-        for _ in range(draw(st.integers(0, 25))):
+        for _rule in range(draw(st.integers(0, 25))):
             source, target = draw(st.sampled_from(chains)), draw(st.sampled_from(chains + ["ACCEPT", "RETURN"]))
             if target in ("INPUT", "FORWARD", "OUTPUT"):
                 continue
