@@ -25,7 +25,9 @@ help:  ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 # pip -qq: errors only (a machine's pip configuration may name local indexes that do not exist, and pip warns for each).
-$(VENV)/.installed: requirements/test.txt requirements/constraints.txt | lab-deps
+# The venv's directory name holds the hash of its recipe, so the recipe files are not prerequisites: their mtime is
+# that of the checkout, and a newer clone would otherwise rebuild (--clear) a venv another job is using.
+$(VENV)/.installed: | lab-deps
 	$(PYTHON) -m venv --clear $(VENV)
 	$(BIN)/pip install --quiet --quiet -r requirements/test.txt -c requirements/constraints.txt
 	touch $@
@@ -97,12 +99,12 @@ SANITY_NEWEST_PYTHONS := 3.9 3.10 3.11 3.12 3.13
 GET_PIP_OLDEST := $(foreach version,23_1_2 21_3_1,$(dir $(GET_PIP))get_pip_$(version).py)
 GET_PIP_NEWEST := $(dir $(GET_PIP))get_pip_25_2.py
 
-$(VENV_OLDEST)/.installed: requirements/oldest.txt requirements/oldest-constraints.txt
+$(VENV_OLDEST)/.installed:
 	$(PYTHON_OLDEST) -m venv --clear $(VENV_OLDEST)
 	$(VENV_OLDEST)/bin/pip install --quiet --quiet -r requirements/oldest.txt -c requirements/oldest-constraints.txt
 	touch $@
 
-$(VENV_NEWEST)/.installed: requirements/newest.txt requirements/newest-constraints.txt
+$(VENV_NEWEST)/.installed:
 	@test -x "$(PYTHON_NEWEST)" || { echo "ansible-core 2.21 needs Python >= 3.12: none found under $(PYENV_VERSIONS); set PYTHON_NEWEST" >&2; exit 1; }
 	$(PYTHON_NEWEST) -m venv --clear $(VENV_NEWEST)
 	$(VENV_NEWEST)/bin/pip install --quiet --quiet -r requirements/newest.txt -c requirements/newest-constraints.txt

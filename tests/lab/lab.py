@@ -266,7 +266,7 @@ def ssh_base(key: Path, port: int) -> list[str]:
         "-o",
         "LogLevel=ERROR",
         "-o",
-        "ConnectTimeout=5",
+        "ConnectTimeout=30",  # a loaded 2-core host answers the banner late
         f"{LAB_USER}@127.0.0.1",
     ]
 
