@@ -26,6 +26,7 @@ import base64
 import hashlib
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -112,11 +113,23 @@ def rules(services: int) -> str:
 RESET = "for b in legacy nft; do printf '*raw\\nCOMMIT\\n*mangle\\nCOMMIT\\n*nat\\nCOMMIT\\n*filter\\nCOMMIT\\n' | iptables-$b-restore; done"
 
 
+def ssh_run(ssh: list[str], command: str, data: str | None = None) -> subprocess.CompletedProcess:
+    """Run a command on the node; SSH to an emulated VM on a loaded machine can miss lab.py's 5 s connect timeout."""
+    for _attempt in range(4):
+        done = subprocess.run(ssh + [command], input=data, capture_output=True, text=True, check=False, stdin=None if data else subprocess.DEVNULL)
+        if done.returncode != 255:
+            return done
+    sys.exit(f"bench: no SSH connection to the node: {done.stderr}")
+
+
 def timed(ssh: list[str], command: str) -> float:
     """Seconds `command` took on the node (date +%s%N around it, in a root shell)."""
-    script = f"s=$(date +%s%N); {command} >/dev/null; rc=$?; e=$(date +%s%N); echo $rc $(( (e - s) / 1000 ))"
-    done = subprocess.run(ssh + ["sudo sh -c " + json.dumps(script)], capture_output=True, text=True, check=True, stdin=subprocess.DEVNULL)
-    rc, micros = done.stdout.split()[-2:]
+    script = f"s=$(date +%s%N); {{ {command}; }} >/dev/null; rc=$?; e=$(date +%s%N); echo TIMED $rc $(( (e - s) / 1000 ))"
+    done = ssh_run(ssh, "sudo sh -c " + shlex.quote(script))
+    marks = [line.split()[1:] for line in done.stdout.splitlines() if line.startswith("TIMED ")]
+    if not marks:
+        sys.exit(f"bench: `{command}` printed no timing (rc {done.returncode}): {done.stdout[-500:]} {done.stderr[-500:]}")
+    rc, micros = marks[-1]
     if rc != "0":
         sys.exit(f"bench: `{command}` failed on the node (rc {rc}): {done.stderr}")
     return int(micros) / 1e6
@@ -125,6 +138,8 @@ def timed(ssh: list[str], command: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--services", type=int, default=1000)
+    parser.add_argument("--runs", type=int, default=RUNS, help="measurements of each kind; the best counts")
+    parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
     args = parser.parse_args()
     reuse = os.environ.get("RKEOPS_LEFTOVERS_VM")
     with tempfile.TemporaryDirectory(prefix="rkeops-bench-leftovers-") as tmp:
@@ -134,21 +149,28 @@ def main() -> None:
             lab.wait_ssh(vm, 600)
             ssh = lab.ssh_base(Path(vm["identity_file"]), vm["port"])
             text = rules(args.services)
-            subprocess.run(ssh + ["cat > /tmp/bench.rules"], input=text, text=True, check=True)
+            ssh_run(ssh, "cat > /tmp/bench.rules", data=text)
             inventory = work / "inventory.ini"
             inventory.write_text(
                 f"bench1 ansible_host=127.0.0.1 ansible_port={vm['port']} ansible_user={lab.LAB_USER} "
                 f"ansible_ssh_private_key_file={vm['identity_file']} ansible_python_interpreter=/usr/bin/python3 "
                 "ansible_ssh_common_args='-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null'\n"
             )
-            env = dict(os.environ, ANSIBLE_HOST_KEY_CHECKING="False", ANSIBLE_KEEP_REMOTE_FILES="1", ANSIBLE_PIPELINING="False", ANSIBLE_NOCOLOR="1")
+            env = dict(
+                os.environ,
+                ANSIBLE_HOST_KEY_CHECKING="False",
+                ANSIBLE_KEEP_REMOTE_FILES="1",
+                ANSIBLE_PIPELINING="False",
+                ANSIBLE_NOCOLOR="1",
+                ANSIBLE_TIMEOUT="60",
+            )
             env.setdefault("ANSIBLE_COLLECTIONS_PATH", str(ROOT / "build" / "collections"))
             lines = text.count("\n")
             rows = []
-            for backend in BACKENDS:
+            for backend in args.backends:
                 load = f"{RESET}; iptables-{backend}-restore < /tmp/bench.rules"
                 timed(ssh, load)
-                baseline = min(timed(ssh, f"iptables-{backend}-save | iptables-{backend}-restore") for _ in range(RUNS))
+                baseline = min(timed(ssh, f"iptables-{backend}-save | iptables-{backend}-restore") for _run in range(args.runs))
                 # One module execution through Ansible, keeping its payload on the node to run it again there.
                 timed(ssh, "rm -rf /home/lab/.ansible/tmp /root/.ansible/tmp")
                 started = time.monotonic()
@@ -165,7 +187,7 @@ def main() -> None:
                 kept = " ".join(f"{home}/.ansible/tmp/ansible-tmp-*/AnsiballZ_kube_proxy_leftovers.py" for home in ("/home/lab", "/root"))
                 payload = f"$(ls -d {kept} 2>/dev/null | head -1)"
                 module_times = []
-                for _ in range(RUNS):
+                for _run in range(args.runs):
                     timed(ssh, load)
                     module_times.append(timed(ssh, f"python3 {payload}"))
                 left = subprocess.run(
@@ -179,7 +201,7 @@ def main() -> None:
                 module = min(module_times)
                 rows.append((backend, lines, baseline, module, module / baseline, through_ansible))
                 timed(ssh, RESET)
-            print(f"\n{args.services} services ({rows[0][1]} lines of iptables-restore input), best of {RUNS}, times on the node:\n")
+            print(f"\n{args.services} services ({rows[0][1]} lines of iptables-restore input), best of {args.runs}, times on the node:\n")
             print("| backend | baseline: save \\| restore | module find-and-remove | ratio module/baseline | module through Ansible (SSH included) |")
             print("|---|---:|---:|---:|---:|")
             for backend, _lines, baseline, module, ratio, through_ansible in rows:

@@ -146,7 +146,7 @@ def main():
     mode, wanted = module.params["current_mode"], module.params["backend"]
 
     try:
-        commands, saved, found, diff_before = gather(module, mode, wanted)
+        restore_args, saved, found, diff_before = gather(module, mode, wanted)
     except LookupError as exc:
         module.fail_json(msg=str(exc))
     result = dict(changed=found["count"] > 0, found=found, removed=empty(), backend=",".join(saved))
@@ -163,7 +163,7 @@ def main():
     for backend, part in found["backends"].items():
         text = restore_input(part)
         if text:
-            run(module, [commands[backend][1], "--noflush"], data=text, what="%s --noflush" % os.path.basename(commands[backend][1]))
+            run(module, restore_args[backend], data=text, what="%s --noflush" % os.path.basename(restore_args[backend][0]))
     if found["ipvs_services"]:
         ipvsadm = module.get_bin_path("ipvsadm", opt_dirs=SBIN, required=True)
         for service in found["ipvs_services"]:
