@@ -23,7 +23,6 @@ Python 3.6 compatible (runs on the nodes): no f-strings, no dataclasses.
 
 import os
 import re
-import shlex
 from collections import OrderedDict
 
 MODES = ("ipvs", "iptables")
@@ -122,11 +121,12 @@ class Rule:
         return "-A %s %s" % (self.chain, self.spec) if self.spec else "-A %s" % self.chain
 
 
-def _words(spec):
-    try:
-        return shlex.split(spec)
-    except ValueError:  # an unbalanced quote in a comment: fall back to plain words
-        return spec.split()
+# What a rule jumps to and the ipsets it matches, read with regular expressions once the quoted strings (comments)
+# are blanked out: shlex.split on every rule took 1.3 s for 1,000 services' rules on the project's machine, most of
+# the module's time on an emulated node; this takes a few hundredths.
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
+_TARGET = re.compile(r"(?:^|\s)(?:-j|--jump|-g|--goto) (\S+)")
+_MATCH_SET = re.compile(r"--match-set (\S+)")
 
 
 def parse_rule(line):
@@ -136,15 +136,9 @@ def parse_rule(line):
     parts = line.split(None, 2)
     chain = parts[1]
     spec = parts[2] if len(parts) > 2 else ""
-    target, sets = "", []
-    if "-j " in spec or "-g " in spec or "--match-set" in spec:
-        words = _words(spec)
-        for index, word in enumerate(words[:-1]):
-            if word in ("-j", "--jump", "-g", "--goto"):
-                target = words[index + 1]
-            elif word == "--match-set":
-                sets.append(words[index + 1])
-    return Rule(chain, spec, target, sets)
+    bare = _QUOTED.sub('""', spec) if '"' in spec else spec
+    targets = _TARGET.findall(bare)
+    return Rule(chain, spec, targets[-1] if targets else "", _MATCH_SET.findall(bare))
 
 
 def parse_save(text):

@@ -230,3 +230,11 @@ def test_property_foreign_chains_stay_and_a_second_find_is_empty(text, mode):
         if words[0] == "-A" and words[1] not in removed.get(name, ()) and words[-1] not in removed.get(name, ()):
             if words[1] not in L.SHARED_CHAINS.get("nat", ()) | L.SHARED_CHAINS.get("filter", ()):
                 assert line in kept
+
+
+def test_parse_rule_reads_the_target_and_sets_outside_comments():
+    rule = L.parse_rule('-A KUBE-SERVICES -m comment --comment "a \\"-j KUBE-SVC-X\\" --match-set Y" -m set --match-set KUBE-CLUSTER-IP dst,dst -j ACCEPT')
+    assert (rule.chain, rule.target, rule.sets) == ("KUBE-SERVICES", "ACCEPT", ["KUBE-CLUSTER-IP"])
+    assert L.parse_rule("[5:300] -A FORWARD -g cali-FORWARD").target == "cali-FORWARD"
+    assert L.parse_rule("-A KUBE-MARK-MASQ -j MARK --set-xmark 0x4000/0x4000").target == "MARK"
+    assert L.parse_rule("-A INPUT -p tcp").target == ""
