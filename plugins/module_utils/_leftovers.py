@@ -23,7 +23,7 @@ Python 3.6 compatible (runs on the nodes): no f-strings, no dataclasses.
 
 import os
 import re
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 
 MODES = ("ipvs", "iptables")
 
@@ -334,11 +334,51 @@ def merge(first, second):
 # --- Removing ----------------------------------------------------------------------------------------------------
 
 
-def restore_input(found_iptables):
-    """The `iptables-restore --noflush` input that removes a finding's iptables part: per table, the rules outside
-    the removed chains deleted (-D), then each removed chain declared (which flushes it, so no chain still jumps to
-    another) and deleted (-X): the way kube-proxy itself removes stale chains (pkg/proxy/iptables/proxier.go,
-    "write a chain-line for it, which has the nice effect of flushing the chain. Then we can remove the chain").
+def rewritten_chain(table, chain):
+    """Whether restore_input rewrites `chain` whole when it loses rules: the chains kube-proxy owns (the shared ones
+    and either mode's own), which kube-proxy itself rewrites whole on every sync. kube-proxy's syncProxyRules
+    writes a `:CHAIN - [0:0]` line for each of its chains into its `iptables-restore --noflush` input ("which has
+    the nice effect of flushing the chain") and then every rule the chain should hold (pkg/proxy/iptables/proxier.go,
+    v1.20 to v1.30: natChains / filterChains; pkg/proxy/ipvs/proxier.go writeLine(natChains, ...) likewise). Built-in
+    chains (PREROUTING, OUTPUT, POSTROUTING, INPUT, FORWARD) and other owners' chains (kubelet's, CNI, Docker) are
+    never rewritten: their rules keep position and counters, and only the removed ones are deleted one by one."""
+    return chain in SHARED_CHAINS.get(table, ()) or owned_chain("iptables", table, chain) or owned_chain("ipvs", table, chain)
+
+
+def _removed(table, part):
+    """One flag per rule of a parsed table: whether a finding's part removes it. A listed line removes as many
+    equal rules as it is listed, the first ones (what -D does); one pass, no list searches."""
+    chains = set(part["chains"])
+    pending = Counter(part["rules"])
+    flags = []
+    for rule in table["rules"]:
+        if rule.chain in chains:
+            flags.append(True)
+            continue
+        line = rule.line
+        if pending.get(line):
+            pending[line] -= 1
+            flags.append(True)
+        else:
+            flags.append(False)
+    return flags
+
+
+def restore_input(found_iptables, tables):
+    """The `iptables-restore --noflush` input that removes a finding's iptables part from the parsed `tables` it
+    was found in. Per table:
+
+    * each chain kube-proxy owns that loses rules (rewritten_chain: nat KUBE-SERVICES losing its 1,000 `-j
+      KUBE-SVC-*` rules, say) is declared, which flushes it under --noflush, and the rules it keeps are appended
+      again, in order, verbatim: one declaration instead of one `-D` per rule, each of which costs a walk of the
+      whole table on iptables-legacy (the table is a single blob the kernel swaps whole). kube-proxy rewrites its
+      chains the same way on every sync (pkg/proxy/iptables/proxier.go syncProxyRules);
+    * rules removed from other chains (built-in ones, kubelet's, CNI's) are deleted (-D), so that everything else in
+      those chains keeps its place and counters;
+    * each removed chain is declared (flushed, so no chain still jumps to another) and deleted (-X): the way
+      kube-proxy removes stale chains (pkg/proxy/iptables/proxier.go, "write a chain-line for it, which has the
+      nice effect of flushing the chain. Then we can remove the chain").
+
     One COMMIT per table: each table changes in one atomic step. "" when there is nothing to remove.
     """
     out = []
@@ -346,9 +386,25 @@ def restore_input(found_iptables):
         part = found_iptables[name]
         if not part["chains"] and not part["rules"]:
             continue
+        table = tables[name]
+        gone = set(part["chains"])
+        flags = _removed(table, part)
+        rewrite = OrderedDict()
+        deletes = []
+        for rule, removed in zip(table["rules"], flags):
+            if removed and rule.chain not in gone:
+                if rewritten_chain(name, rule.chain):
+                    rewrite[rule.chain] = []
+                else:
+                    deletes.append("-D %s" % rule.line[3:])
+        for rule, removed in zip(table["rules"], flags):
+            if not removed and rule.chain in rewrite:
+                rewrite[rule.chain].append(rule.line)
         out.append("*%s" % name)
-        out.extend(":%s - [0:0]" % chain for chain in part["chains"])
-        out.extend("-D" + line[2:] for line in part["rules"])
+        out.extend(":%s - [0:0]" % chain for chain in list(rewrite) + part["chains"])
+        for kept in rewrite.values():
+            out.extend(kept)
+        out.extend(deletes)
         out.extend("-X %s" % chain for chain in part["chains"])
         out.append("COMMIT")
     return "\n".join(out) + "\n" if out else ""
@@ -359,15 +415,8 @@ def apply(tables, found_iptables):
     result = OrderedDict()
     for name, table in tables.items():
         part = found_iptables.get(name, {"chains": [], "rules": []})
-        chains, lines = set(part["chains"]), list(part["rules"])
-        rules = []
-        for rule in table["rules"]:
-            if rule.chain in chains:
-                continue
-            if rule.line in lines:
-                lines.remove(rule.line)  # -D removes one rule per line, the first that matches
-                continue
-            rules.append(rule)
+        chains = set(part["chains"])
+        rules = [rule for rule, removed in zip(table["rules"], _removed(table, part)) if not removed]
         result[name] = {"chains": OrderedDict((c, p) for c, p in table["chains"].items() if c not in chains), "rules": rules}
     return result
 

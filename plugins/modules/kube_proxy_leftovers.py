@@ -161,7 +161,7 @@ def main():
     # iptables first: rules that match an ipset must be gone before the set can be destroyed (kube-proxy's own
     # cleanupLeftovers does the same, pkg/proxy/ipvs/cleanup.go).
     for backend, part in found["backends"].items():
-        text = restore_input(part)
+        text = restore_input(part, saved[backend])
         if text:
             run(module, restore_args[backend], data=text, what="%s --noflush" % os.path.basename(restore_args[backend][0]))
     if found["ipvs_services"]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from ansible_collections.rkeops.ipvs.plugins.module_utils import _leftovers as L
 
 # iptables mode's rules as the proxier writes them (pkg/proxy/iptables/proxier.go) next to IPVS mode's
@@ -94,13 +96,95 @@ def test_removal_leaves_the_rest_and_a_second_find_is_empty():
         assert {"-A KUBE-MARK-DROP -j MARK --set-xmark 0x8000/0x8000", "-A cali-OUTPUT -j ACCEPT", "-A INPUT -j KUBE-FIREWALL"} <= kept
 
 
-def test_restore_input_declares_deletes_and_commits_per_table():
+def restore_noflush(tables, text):
+    """{table: {chain: [rule lines]}} after `iptables-restore --noflush` applied `text` to the parsed model, as the
+    kernel does it: a chain line creates the chain or flushes it, -A appends to an existing chain, -D deletes the
+    first equal rule (fails when there is none), -X fails on a chain that holds rules or that a rule jumps to."""
+    state = by_chain(tables)
+    chains = None
+    for line in text.splitlines():
+        if line.startswith("*"):
+            chains = state[line[1:]]
+        elif line.startswith(":"):
+            chains[line[1:].split()[0]] = []
+        elif line.startswith("-A "):
+            chains[line.split()[1]].append(line)  # KeyError: no such chain, as iptables-restore fails
+        elif line.startswith("-D "):
+            chains[line.split()[1]].remove("-A " + line[3:])  # ValueError: no such rule
+        elif line.startswith("-X "):
+            name = line.split()[1]
+            assert not chains[name], "-X %s: chain not empty" % name
+            assert not [rule for rules in chains.values() for rule in rules if L.parse_rule(rule).target == name], "-X %s: in use" % name
+            del chains[name]
+        else:
+            assert line == "COMMIT", line
+    return state
+
+
+def by_chain(tables):
+    """{table: {chain: [rule lines]}} of a parsed model."""
+    state = {name: OrderedDict((chain, []) for chain in table["chains"]) for name, table in tables.items()}
+    for name, table in tables.items():
+        for rule in table["rules"]:
+            state[name][rule.chain].append(rule.line)
+    return state
+
+
+def check_restore(tables, found):
+    """The restore input does on a node exactly what apply() models, declares no chain kube-proxy does not own and
+    deletes (-D) only in chains it does not rewrite."""
+    text = L.restore_input(found, tables)
+    assert restore_noflush(tables, text) == by_chain(L.apply(tables, found))
+    table = None
+    for line in text.splitlines():
+        if line.startswith("*"):
+            table = line[1:]
+        elif line.startswith(":"):
+            assert L.rewritten_chain(table, line[1:].split()[0]), line
+        elif line.startswith("-D "):
+            assert not L.rewritten_chain(table, line.split()[1]), line
+    return text
+
+
+def test_restore_input_rewrites_shared_chains_and_deletes_elsewhere():
+    tables = L.parse_save(MIXED)
     found = L.find("ipvs", MIXED, [], [], {})
-    text = L.restore_input(found["iptables"])
-    assert text.startswith("*nat\n:KUBE-NODEPORTS - [0:0]\n")
-    assert "-D KUBE-SERVICES -d 10.43.0.1/32" in text
+    text = check_restore(tables, found["iptables"])
+    nat = text[: text.index("COMMIT")].splitlines()
+    # nat KUBE-SERVICES is declared (flushed) and its IPVS-mode rules appended again, in order, verbatim; the
+    # iptables-mode chains are flushed and deleted; PREROUTING is not touched (it keeps its rule).
+    assert nat == [
+        "*nat",
+        ":KUBE-SERVICES - [0:0]",
+        ":KUBE-NODEPORTS - [0:0]",
+        ":KUBE-SVC-NPX46M4PTMTKRN6Y - [0:0]",
+        ":KUBE-SEP-A - [0:0]",
+        "-A KUBE-SERVICES -m set --match-set KUBE-CLUSTER-IP dst,dst -j ACCEPT",
+        "-A KUBE-SERVICES -m addrtype --dst-type LOCAL -j KUBE-NODE-PORT",
+        "-X KUBE-NODEPORTS",
+        "-X KUBE-SVC-NPX46M4PTMTKRN6Y",
+        "-X KUBE-SEP-A",
+    ]
+    # filter KUBE-SERVICES (iptables mode's own) goes whole; OUTPUT's jump to it is deleted, nothing else there.
+    assert '-D OUTPUT -m conntrack --ctstate NEW -m comment --comment "kubernetes service portals" -j KUBE-SERVICES' in text
     assert text.count("COMMIT") == 2
-    assert L.restore_input({}) == ""
+    assert L.restore_input({}, tables) == ""
+
+
+def test_restore_input_deletes_in_built_in_and_foreign_chains():
+    cali = '-A OUTPUT -m comment --comment "cali:tVnHkvAo15HuiPy0" -j cali-OUTPUT'
+    text = MIXED.replace(cali, "-A OUTPUT -j KUBE-NODEPORTS\n-A cali-OUTPUT -j KUBE-SVC-NPX46M4PTMTKRN6Y")
+    tables = L.parse_save(text)
+    found = L.find("ipvs", text, [], [], {})
+    restore = check_restore(tables, found["iptables"])
+    assert "-D OUTPUT -j KUBE-NODEPORTS" in restore and "-D cali-OUTPUT -j KUBE-SVC-NPX46M4PTMTKRN6Y" in restore
+    assert ":OUTPUT" not in restore and ":cali-OUTPUT" not in restore
+
+
+def test_restore_input_removes_duplicates_as_often_as_listed():
+    text = MIXED.replace("-A KUBE-SERVICES -m set", "-A KUBE-SERVICES -j KUBE-NODEPORTS\n-A KUBE-SERVICES -m set")
+    tables = L.parse_save(text)
+    check_restore(tables, L.find("ipvs", text, [], [], {})["iptables"])
 
 
 # --- The real dumps (tests/data/iptables-dumps, sources in its README) ------------------------------------------
@@ -172,7 +256,8 @@ def test_a_real_dump_loses_exactly_the_other_modes_chains(path):
 def test_restore_input_of_a_real_dump_names_only_found_chains(path):
     current, _expected = EXPECTED_COUNT[path.name]
     found = L.find(current, path.read_text(), [], [], {})
-    text = L.restore_input(found["iptables"])
+    tables = L.parse_save(path.read_text())
+    text = check_restore(tables, found["iptables"])
     removed = {line.split()[1] for line in text.splitlines() if line.startswith("-X ")}
     assert removed == {chain for table in found["iptables"].values() for chain in table["chains"]}
 
@@ -187,6 +272,8 @@ FOREIGN_CHAINS = st.sampled_from(["cali-FORWARD", "FLANNEL-POSTRTG", "CNI-HOSTPO
     r"\A(cali-fw-cali|CNI-DN-|KUBE-ROUTER-)[a-f0-9]{8}\Z"
 )
 KUBELET = st.sampled_from(["KUBE-FIREWALL", "KUBE-MARK-DROP", "KUBE-KUBELET-CANARY"])
+# nat KUBE-SERVICES, KUBE-POSTROUTING, filter KUBE-FORWARD...: shared, rewritten whole when they lose rules.
+SHARED = st.sampled_from(sorted(L.SHARED_CHAINS["nat"] | L.SHARED_CHAINS["filter"]))
 
 
 @st.composite
@@ -194,7 +281,7 @@ def node(draw):
     """A nat / filter model with chains of both modes, other owners and kubelet, jumping to each other at random."""
     tables = {}
     for table in ("nat", "filter"):
-        chains = ["INPUT", "FORWARD", "OUTPUT"] + sorted(set(draw(st.lists(KUBE_IPTABLES | KUBE_IPVS | FOREIGN_CHAINS | KUBELET, max_size=12))))
+        chains = ["INPUT", "FORWARD", "OUTPUT"] + sorted(set(draw(st.lists(KUBE_IPTABLES | KUBE_IPVS | FOREIGN_CHAINS | KUBELET | SHARED, max_size=12))))
         lines = ["*%s" % table] + [":%s %s [0:0]" % (c, "ACCEPT" if c.isupper() and "-" not in c else "-") for c in chains]
         for _rule in range(draw(st.integers(0, 25))):
             source, target = draw(st.sampled_from(chains)), draw(st.sampled_from(chains + ["ACCEPT", "RETURN"]))
@@ -217,6 +304,7 @@ def test_property_foreign_chains_stay_and_a_second_find_is_empty(text, mode):
         assert not chains & {"KUBE-MARK-DROP", "KUBE-KUBELET-CANARY", "INPUT", "FORWARD", "OUTPUT"}
     assert "KUBE-FIREWALL" not in removed.get("filter", ())
     after = L.apply(tables, found["iptables"])
+    check_restore(tables, found["iptables"])
     # Every rule left jumps to a chain that is still there, and finding again finds nothing.
     for name, table in after.items():
         for rule in table["rules"]:

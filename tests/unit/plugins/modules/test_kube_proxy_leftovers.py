@@ -1,6 +1,6 @@
 """kube_proxy_leftovers through AnsibleModule against a stand-in node: two iptables backends, ipset, ipvsadm, ip.
 
-The stand-in applies iptables-restore --noflush input itself (chain lines flush, -D deletes the first equal rule,
+The stand-in applies iptables-restore --noflush input itself (chain lines create or flush, -A appends, -D deletes the first equal rule,
 -X refuses a chain still referenced or not empty, as the kernel does), so the module's restore input is checked
 by what it does, not by its text.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import OrderedDict
 
 import pytest
 from ansible.module_utils.basic import AnsibleModule
@@ -61,31 +62,38 @@ class Node:
         self.calls = []
 
     def restore(self, backend, data):
-        """Apply iptables-restore --noflush input to the backend's text."""
-        tables, order, table = {}, [], None
+        """Apply iptables-restore --noflush input to the backend's text, chain by chain as the kernel holds it."""
+        tables, table = OrderedDict(), None
         for line in self.saves[backend].splitlines():
             if line.startswith("*"):
-                table = tables.setdefault(line[1:], {"chains": [], "rules": []})
-                order.append(line[1:])
+                table = tables.setdefault(line[1:], OrderedDict())
             elif line.startswith(":"):
-                table["chains"].append(line)
+                table[line[1:].split()[0]] = [line, []]
             elif line.startswith("-A "):
-                table["rules"].append(line)
+                table[line.split()[1]][1].append(line)
         for line in data.splitlines():
             if line.startswith("*"):
                 table = tables[line[1:]]
             elif line.startswith(":"):
+                # A chain line under --noflush creates the chain, or flushes it when it exists (its policy and
+                # counters stay for a built-in chain; user chains have none).
                 name = line[1:].split()[0]
-                table["rules"] = [rule for rule in table["rules"] if rule.split()[1] != name]
+                table[name] = [table[name][0] if name in table else line, []]
+            elif line.startswith("-A "):
+                table[line.split()[1]][1].append(line)  # KeyError: no such chain, as iptables-restore fails
             elif line.startswith("-D "):
-                table["rules"].remove("-A " + line[3:])  # ValueError: no such rule, as iptables fails
+                table[line.split()[1]][1].remove("-A " + line[3:])  # ValueError: no such rule, as iptables fails
             elif line.startswith("-X "):
                 name = line.split()[1]
-                assert not [rule for rule in table["rules"] if rule.split()[1] == name or rule.endswith("-j " + name)], name
-                table["chains"] = [chain for chain in table["chains"] if chain[1:].split()[0] != name]
+                assert not table[name][1], "-X %s: chain not empty" % name
+                assert not [rule for _decl, rules in table.values() for rule in rules if rule.endswith("-j " + name)], "-X %s: in use" % name
+                del table[name]
+            else:
+                assert line == "COMMIT", line
         text = []
-        for name in order:
-            text += ["*" + name] + tables[name]["chains"] + tables[name]["rules"] + ["COMMIT"]
+        for name, chains in tables.items():
+            text += ["*" + name] + [decl for decl, _rules in chains.values()]
+            text += [rule for _decl, rules in chains.values() for rule in rules] + ["COMMIT"]
         self.saves[backend] = "\n".join(text) + "\n"
 
     def run_command(self, module, args, data=None, **kwargs):
@@ -204,3 +212,28 @@ def test_a_failed_restore_fails_before_ipvs_and_ipsets_change(node, capsys, monk
     result = run(capsys, current_mode="iptables")
     assert result["_rc"] == 1 and "iptables-legacy-restore --noflush failed" in result["msg"]
     assert node.services == ["TCP 10.43.0.1:443"] and list(node.sets) == ["KUBE-CLUSTER-IP"] and "kube-ipvs0" in node.devices
+
+
+def test_a_shared_chain_is_rewritten_with_the_rules_it_keeps_in_order(node, capsys):
+    # nat KUBE-SERVICES holding both modes' rules, IPVS mode's around iptables mode's: after the run it holds the
+    # IPVS rules in their order; PREROUTING and the CNI chain are as they were.
+    mixed = IPTABLES_MODE.replace(
+        "-A KUBE-SERVICES -d 10.43.0.1/32",
+        "-A KUBE-SERVICES -m set --match-set KUBE-CLUSTER-IP dst,dst -j ACCEPT\n-A KUBE-SERVICES -d 10.43.0.1/32",
+    ).replace(
+        "-A KUBE-SVC-NPX46M4PTMTKRN6Y -j KUBE-SEP-A",
+        "-A KUBE-SERVICES -m addrtype --dst-type LOCAL -j ACCEPT\n-A KUBE-SVC-NPX46M4PTMTKRN6Y -j KUBE-SEP-A",
+    )
+    node.saves["nft"] = mixed
+    done = run(capsys, current_mode="ipvs", diff=True)
+    assert done["removed"]["count"] == 5
+    nat = node.saves["nft"].split("COMMIT")[0].splitlines()
+    assert [line for line in nat if line.startswith("-A")] == [
+        '-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
+        "-A OUTPUT -j cali-OUTPUT",
+        "-A KUBE-SERVICES -m set --match-set KUBE-CLUSTER-IP dst,dst -j ACCEPT",
+        "-A KUBE-SERVICES -m addrtype --dst-type LOCAL -j ACCEPT",
+    ]
+    # The diff lists the removed lines only, not the rules kept.
+    assert "KUBE-CLUSTER-IP" not in done["diff"]["before"] and "-A KUBE-SERVICES -d 10.43.0.1/32" in done["diff"]["before"]
+    assert run(capsys, current_mode="ipvs")["changed"] is False
