@@ -134,7 +134,7 @@ def test_two_enables_at_once_one_is_refused_naming_the_other(cluster):
     env.setdefault("ANSIBLE_COLLECTIONS_PATH", str(ROOT / "build" / "collections"))
     cmd = ["ansible-playbook", "rkeops.ipvs.enable", "-i", str(cluster.inventory), "-e", f"ipvs_cluster_yml={cluster.cluster_yml}"]
     cmd += ["-e", f"ipvs_rke={STAND_INS / 'rke'}", "-e", "ipvs_force_rke_up=true"]
-    runs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=cluster.work) for _ in range(2)]
+    runs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=cluster.work) for _attempt in range(2)]
     outs = [run.communicate(timeout=900)[0] for run in runs]
     codes = [run.returncode for run in runs]
     assert sorted(codes) == [0, 2], (codes, [out[-2000:] for out in outs])

@@ -160,7 +160,7 @@ class Cluster:
     def wait_for(self, what: str, probe, attempts: int = 60, delay: float = 2.0):
         """Poll probe() until it returns something true; its last value, or AssertionError naming `what`."""
         value = None
-        for _ in range(attempts):
+        for _attempt in range(attempts):
             value = probe()
             if value:
                 return value
