@@ -164,13 +164,9 @@ def fall_back(cluster, name):
 
 def put_back(cluster, name):
     """Whatever happened, the node ends with its modules in place and loaded and kube-proxy in IPVS mode."""
-    cluster.ssh(
-        name,
-        "sudo sh -c 'r=$(uname -r); if [ -d /root/ipvs-moved ]; then mv /root/ipvs-moved /lib/modules/$r/kernel/net/netfilter/ipvs; "
-        "depmod $r; fi; modprobe -a ip_vs ip_vs_rr ip_vs_wrr ip_vs_sh'",
-    )
-    if proxy_mode(cluster, name) != "ipvs":
-        cluster.ssh(name, "docker restart kube-proxy >/dev/null")
+    # Modules back and loaded; enable restarts kube-proxy where needed and removes the iptables-mode rules it
+    # programmed while it ran in iptables mode (labcluster.Cluster.repair_ipvs).
+    cluster.repair_ipvs(name)
 
 
 def test_enable_repairs_a_node_that_fell_back_without_changing_cluster_yml(cluster):

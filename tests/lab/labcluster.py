@@ -118,11 +118,18 @@ class Cluster:
         )
 
     def repair_ipvs(self, name: str) -> None:
+        """Put back what break_ipvs took, and heal the node as an operator would: when the cluster is in IPVS mode,
+        the node's kube-proxy ran in iptables mode meanwhile and programmed its rules; `enable` restarts kube-proxy
+        there and removes those leftovers, so that later tests find a clean IPVS node."""
         self.ssh(
             name,
-            "sudo sh -c 'r=$(uname -r); mv /root/ipvs-moved /lib/modules/$r/kernel/net/netfilter/ipvs; depmod $r; "
-            "modprobe -a ip_vs ip_vs_rr ip_vs_wrr ip_vs_sh'",
+            "sudo sh -c 'r=$(uname -r); if [ -d /root/ipvs-moved ]; then mv /root/ipvs-moved /lib/modules/$r/kernel/net/netfilter/ipvs; "
+            "depmod $r; fi; modprobe -a ip_vs ip_vs_rr ip_vs_wrr ip_vs_sh'",
         )
+        if self.mode() == "ipvs":
+            done, _elapsed = self.playbook("enable")
+            if done.returncode != 0:
+                raise AssertionError(f"enable did not heal {name}:\n" + done.stdout[-3000:])
 
     # Added for tests/e2e/test_real_behaviour.py (the stand-ins' real behaviours).
     def ssh_patient(self, name: str, command: str, check: bool = True) -> subprocess.CompletedProcess:
