@@ -138,7 +138,7 @@ sanity-newest: $(VENV_NEWEST)/.installed  ## ansible-test sanity of ansible-core
 # of Python 3.6 (copied in), with the kube-proxy stand-in deployed by the rke stand-in. One VM.
 .PHONY: oldest-stack
 oldest-stack: $(VENV_OLDEST)/.installed collection lab-images  ## ansible-core 2.16 runs the prereqs role and kube_proxy_info on a lab VM with Python 3.6
-	PATH=$(VENV_OLDEST)/bin:$$PATH pytest -p no:cacheprovider -v -s tests/vm
+	PATH=$(VENV_OLDEST)/bin:$$PATH pytest -p no:cacheprovider -v -s tests/vm/test_oldest_stack.py
 
 setup-test: setup docker-up  ## The set-up from nothing: make setup in a pristine Debian 12 container must install every tool
 	pytest -p no:cacheprovider -v tests/setup

@@ -120,6 +120,9 @@ PLAY_AFTER = """\
       rkeops.ipvs.kube_proxy_info:
         expected_mode: ipvs
         service_cluster_ip_range: 10.43.0.0/16
+        # The switch alone, as here, leaves iptables mode's rules (issue 12): enable's leftovers step removes them;
+        # this test is about the mode seen from a Python 3.6 node, so they are not judged.
+        leftovers: skip
       register: __after
       until: __after.ok
       retries: 30
