@@ -63,7 +63,9 @@ class Cluster:
 
     def ensure_fresh(self) -> None:
         """Bring the cluster to iptables mode with nothing of the collection left on the nodes, as at the start."""
-        if self.mode() != "iptables":
+        # A test that failed half-way can leave the cluster in iptables mode with the prerequisites still on the nodes.
+        leftover = "test -e /etc/modules-load.d/rkeops-ipvs.conf || dpkg-query -W -f='${db:Status-Status}\\n' ipset ipvsadm 2>/dev/null | grep -qx installed"
+        if self.mode() != "iptables" or any(self.ssh(name, leftover, check=False).returncode == 0 for name in NODES):
             done, _elapsed = self.playbook("disable", "-e", "ipvs_cleanup=true", "-e", "ipvs_remove_packages=true")
             if done.returncode != 0:
                 raise AssertionError("disable failed while preparing the test:\n" + done.stdout[-3000:])
@@ -85,6 +87,8 @@ class Cluster:
             # JSON keeps each message on one line for the tests; YAML reads better on a terminal.
             ANSIBLE_CALLBACK_RESULT_FORMAT="yaml" if stream else "json",
             ANSIBLE_PYTHON_INTERPRETER="auto_silent",
+            # The connection and become timeout (10 s by default): make test runs other VMs beside this cluster.
+            ANSIBLE_TIMEOUT="60",
         )
         env.setdefault("ANSIBLE_COLLECTIONS_PATH", str(ROOT / "build" / "collections"))
         if ssh_log is not None:
