@@ -18,6 +18,19 @@ from labcluster import lab_cluster  # noqa: E402
 
 _BOOT_FAILED: list[str] = []
 
+# The files in the order that needs the fewest switches between modes, each a playbook run of one to three minutes
+# on the emulated VMs: test_playbooks starts from iptables mode and switches to IPVS, the next two files stay in
+# IPVS, and test_clean_switch ends with disable. Files not named here run before test_clean_switch.
+ORDER = ("test_playbooks.py", "test_admin_host.py", "test_real_behaviour.py", "test_clean_switch.py")
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item):
+        name = item.path.name
+        return ORDER.index(name) if name in ORDER else len(ORDER) - 1.5
+
+    items.sort(key=rank)  # stable: file order within a file
+
 
 @pytest.fixture(scope="session")
 def cluster():
