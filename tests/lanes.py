@@ -27,8 +27,17 @@ TAIL = 120
 def run_lane(name: str, targets: list[str], log: Path, results: dict, lock: threading.Lock) -> None:
     started = time.monotonic()
     with log.open("w") as handle:
+        # stdin: a /dev/null of the lane's own. A shared one is one open file, and O_NONBLOCK set on it by one
+        # lane's tools (ssh) is seen by the others: ansible-doc then refused to run ("Ansible requires blocking
+        # IO on stdin/stdout/stderr. Non-blocking file handles detected: <stdin>").
         process = subprocess.Popen(
-            ["make", "--no-print-directory", *targets], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
+            ["make", "--no-print-directory", *targets],
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
         )
         for line in process.stdout:
             handle.write(line)
