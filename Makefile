@@ -179,23 +179,8 @@ molecule-vagrant: setup libvirt-up  ## The Vagrant scenario: vagrant-libvirt, th
 bench-vagrant: setup libvirt-up  ## Benchmark: a Vagrant scenario VM against a lab VM booted at the same time (ratio)
 	python bench/bench_vagrant_boot.py
 
-# The end-to-end files share one session-scoped cluster per pytest run (`make e2e`, which `make test` runs). For
-# working on one half: the playbooks and the clean switch (from iptables to IPVS and back), or the admin host and the
-# stand-ins' real behaviours (in IPVS throughout), each on a cluster of its own.
-E2E_PLAYBOOKS := tests/e2e/test_playbooks.py tests/e2e/test_clean_switch.py
-E2E_ADMIN := tests/e2e/test_admin_host.py tests/e2e/test_real_behaviour.py
-.PHONY: e2e-playbooks e2e-admin
-ifneq ($(sort $(wildcard tests/e2e/test_*.py)),$(sort $(E2E_PLAYBOOKS) $(E2E_ADMIN)))
-$(error Makefile: E2E_PLAYBOOKS and E2E_ADMIN must name every tests/e2e/test_*.py file between them; add the new file to one of them)
-endif
 e2e: setup lab-images  ## End to end: enable, verify, disable on a 2-VM lab cluster (rke and kube-proxy stand-ins)
 	pytest -p no:cacheprovider -v -s --durations=10 tests/e2e
-
-e2e-playbooks: setup lab-images  ## End to end, the playbooks and the clean switch only (their own 2-VM cluster)
-	pytest -p no:cacheprovider -v -s --durations=10 $(E2E_PLAYBOOKS)
-
-e2e-admin: setup lab-images  ## End to end, the admin host and the stand-ins' real behaviours only (their own 2-VM cluster)
-	pytest -p no:cacheprovider -v -s --durations=10 $(E2E_ADMIN)
 
 # kube_proxy_leftovers on real kernels (issue 12): public dumps of kube-proxy nodes restored in one bookworm VM,
 # in iptables-legacy and iptables-nft, and kube-proxy's IPVS state beside a keepalived-like virtual server.
