@@ -113,12 +113,39 @@ found:
       description: How many chains, rules, ipsets, virtual servers and devices were found.
       type: int
     backends:
-      description: The iptables part per backend (C(legacy), C(nft)).
+      description: How many chains and rules each backend worked on held (C(legacy), C(nft)).
       type: dict
+      sample: {nft: 3}
 removed:
-  description: What was removed, in the shape of RV(found); empty (count 0) in check mode and when nothing was found.
+  description:
+    - What was removed, counted; on success it is everything RV(found) names. Zero in
+      check mode and when nothing was found.
+    - The rule lines are listed once, in RV(found). With 1,000 services they are thousands of strings, and each copy
+      in the result costs the module's result handling time on the node.
   returned: always
   type: dict
+  contains:
+    count:
+      description: How many chains, rules, ipsets, virtual servers and devices were removed.
+      type: int
+    chains:
+      description: iptables chains removed, over every table and backend.
+      type: int
+    rules:
+      description: iptables rules removed from chains that stay, over every table and backend.
+      type: int
+    ipsets:
+      description: The ipsets destroyed.
+      type: list
+      elements: str
+    ipvs_services:
+      description: The IPVS virtual servers deleted.
+      type: list
+      elements: str
+    interfaces:
+      description: The devices deleted.
+      type: list
+      elements: str
 backend:
   description: The backends worked on (C(legacy), C(nft), or C(legacy,nft)), or an empty string when none holds kube-proxy's chains.
   returned: always
@@ -131,7 +158,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.rkeops.ipvs.plugins.module_utils._kmod import C_LOCALE, SBIN
-from ansible_collections.rkeops.ipvs.plugins.module_utils._leftovers import empty, gather, ipvsadm_args, restore_input, run
+from ansible_collections.rkeops.ipvs.plugins.module_utils._leftovers import gather, ipvsadm_args, removed_summary, restore_input, run
 
 
 def main():
@@ -149,7 +176,10 @@ def main():
         restore_args, saved, found, diff_before = gather(module, mode, wanted)
     except LookupError as exc:
         module.fail_json(msg=str(exc))
-    result = dict(changed=found["count"] > 0, found=found, removed=empty(), backend=",".join(saved))
+    # Per backend, the module's own plan; the result counts it (found has the names once: see RETURN, removed).
+    parts = found.pop("backends")
+    found["backends"] = {backend: sum(len(table["chains"]) + len(table["rules"]) for table in part.values()) for backend, part in parts.items()}
+    result = dict(changed=found["count"] > 0, found=found, removed=removed_summary(None), backend=",".join(saved))
     if module._diff:
         extra = ["ipset %s" % name for name in found["ipsets"]] + ["ipvs %s" % svc for svc in found["ipvs_services"]]
         extra += ["link %s" % name for name in found["interfaces"]]
@@ -160,7 +190,7 @@ def main():
 
     # iptables first: rules that match an ipset must be gone before the set can be destroyed (kube-proxy's own
     # cleanupLeftovers does the same, pkg/proxy/ipvs/cleanup.go).
-    for backend, part in found["backends"].items():
+    for backend, part in parts.items():
         text = restore_input(part, saved[backend])
         if text:
             run(module, restore_args[backend], data=text, what="%s --noflush" % os.path.basename(restore_args[backend][0]))
@@ -174,7 +204,7 @@ def main():
             run(module, [ipset, "destroy", name])
     for name in found["interfaces"]:
         run(module, [module.get_bin_path("ip", opt_dirs=SBIN, required=True), "link", "delete", name])
-    result["removed"] = found
+    result["removed"] = removed_summary(found)
     module.exit_json(**result)
 
 

@@ -326,3 +326,56 @@ def test_parse_rule_reads_the_target_and_sets_outside_comments():
     assert L.parse_rule("[5:300] -A FORWARD -g cali-FORWARD").target == "cali-FORWARD"
     assert L.parse_rule("-A KUBE-MARK-MASQ -j MARK --set-xmark 0x4000/0x4000").target == "MARK"
     assert L.parse_rule("-A INPUT -p tcp").target == ""
+
+
+def test_parse_rule_quick_reading_defers_where_quotes_or_long_forms_could_mislead():
+    # A comment that holds "-j X" before the real target: the last -j outside the quotes counts.
+    assert L.parse_rule('-A C -m comment --comment "x -j WRONG" -j RIGHT').target == "RIGHT"
+    # The target's own options quote something that holds " -j ": the quick reading gives way to the regular expressions.
+    assert L._fast_target('-j LOG --log-prefix "a -j b"') is None
+    assert L.parse_rule('-A C -j LOG --log-prefix "a -j b"').target == "LOG"
+    assert L.parse_rule("-A C --jump ACCEPT").target == "ACCEPT"
+    assert L.parse_rule("-A C -p tcp -g KUBE-X").target == "KUBE-X"
+
+
+def _dump_rule_specs():
+    for path in DUMPS:
+        for line in path.read_text().splitlines():
+            if line.startswith("-A ") or (line.startswith("[") and "] -A " in line):
+                yield line.split("-A ", 1)[1].split(None, 1)[1] if len(line.split("-A ", 1)[1].split(None, 1)) > 1 else ""
+
+
+def test_parse_rule_quick_reading_agrees_with_the_regular_expressions_on_every_public_dump_line():
+    specs = list(_dump_rule_specs())
+    assert len(specs) > 60
+    quick = [spec for spec in specs if L._fast_target(spec) is not None]
+    # Most real lines take the quick path, and on each the two readings agree.
+    assert len(quick) > len(specs) * 0.9
+    assert [L._fast_target(spec) for spec in quick] == [L._slow_target(spec) for spec in quick]
+
+
+_MATCH_WORD = st.sampled_from(["-m", "comment", "-p", "tcp", "-d", "10.43.0.1/32", "!", "--dport", "443", "-m", "mark"])
+_COMMENT_WORD = st.sampled_from(["-j", "-g", "--jump", "KUBE-SVC-A", "x", '\\"', "--match-set", "y"])
+
+
+@st.composite
+def _rule_spec(draw):
+    """A rule as iptables-save prints it: matches, maybe a quoted comment (holding anything, escaped quotes too),
+    then maybe the target (-j or -g, short form) and the target's options."""
+    words = draw(st.lists(_MATCH_WORD, max_size=6))
+    if draw(st.booleans()):
+        words += ["-m", "comment", "--comment", '"%s"' % " ".join(draw(st.lists(_COMMENT_WORD, max_size=5)))]
+    target = draw(st.sampled_from(["", "ACCEPT", "KUBE-SVC-ABC", "DNAT", "LOG"]))
+    if target:
+        words += [draw(st.sampled_from(["-j", "-g"])), target]
+        words += draw(st.sampled_from([[], ["--to-destination", "10.42.0.2:80"], ["--log-prefix", '"a -j b"']]))
+    return " ".join(words), target
+
+
+@settings(max_examples=300, deadline=None)
+@given(_rule_spec())
+def test_property_parse_rule_reads_the_target_the_quick_way_or_the_regular_expressions_way(case):
+    spec, target = case
+    assert L.parse_rule("-A C " + spec).target == target, spec
+    quick = L._fast_target(spec)
+    assert quick in (None, target), spec
