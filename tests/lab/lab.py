@@ -338,7 +338,9 @@ def boot(image: Path, state: Path, name: str, memory: int, extra_append: str = "
         "-append",
         append,
         "-drive",
-        f"file={overlay},format=qcow2,if=virtio",
+        # cache=unsafe: the overlay is thrown away with the VM, so the guest's flushes (dpkg, Docker) need not reach
+        # this machine's disk; a guest reboot keeps QEMU and its cache.
+        f"file={overlay},format=qcow2,if=virtio,cache=unsafe",
         "-netdev",
         f"user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:22",
         "-device",
