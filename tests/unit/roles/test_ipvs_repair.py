@@ -127,7 +127,8 @@ def repair(lab: Path, *args: str, batch: str = "1", extra_play: str = ""):
         env=env,
         cwd=lab,
         check=False,
-        timeout=300,
+        # A guard against a hang, not a time limit: make test runs this lane niced beside emulated VMs (tests/lanes.py).
+        timeout=900,
     )
 
 

@@ -120,7 +120,8 @@ def switch(admin: Path, output: str, rc: int, *args: str):
         env=env,
         cwd=admin,
         check=False,
-        timeout=300,
+        # A guard against a hang, not a time limit: make test runs this lane niced beside emulated VMs (tests/lanes.py).
+        timeout=900,
     )
 
 
