@@ -250,7 +250,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# Short, so that the socket path stays within the 108 bytes of a Unix socket name.
+SSH_CONTROL_DIR = Path(tempfile.gettempdir()) / f"rkeops-ssh-{os.getuid()}"
+
+
 def ssh_base(key: Path, port: int) -> list[str]:
+    SSH_CONTROL_DIR.mkdir(mode=0o700, exist_ok=True)
     return [
         "ssh",
         "-i",
@@ -267,6 +272,15 @@ def ssh_base(key: Path, port: int) -> list[str]:
         "LogLevel=ERROR",
         "-o",
         "ConnectTimeout=30",  # a loaded 2-core host answers the banner late
+        # One connection per VM, reused for 60 s: each new one costs the emulated guest a key exchange and a login
+        # session, and the tests poll the nodes over SSH every second or two. %C hashes host, port and user, so each
+        # VM (its own forwarded port) gets its own; the master ends with the VM's QEMU, which closes the connection.
+        "-o",
+        "ControlMaster=auto",
+        "-o",
+        "ControlPersist=60",
+        "-o",
+        f"ControlPath={SSH_CONTROL_DIR}/%C",
         f"{LAB_USER}@127.0.0.1",
     ]
 
