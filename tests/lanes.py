@@ -57,6 +57,15 @@ def run_lane(name: str, niceness: int, targets: list[str], log: Path, results: d
             results[(name, target)] = (code, started - t0, time.monotonic() - started)
 
 
+def cpu_ticks() -> tuple[int, int]:
+    """(busy, total) clock ticks of the machine's CPUs so far (/proc/stat's first line; steal counts as busy
+    elsewhere, so it is left out of both)."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
+    user, nice, system, idle, iowait, irq, softirq = fields
+    busy = user + nice + system + irq + softirq
+    return busy, busy + idle + iowait
+
+
 def parse(spec: str) -> tuple[str, int, list[str]] | None:
     head, _sep, targets = spec.partition("=")
     name, _colon, niceness = head.partition(":")
@@ -78,6 +87,7 @@ def main(argv: list[str]) -> int:
     results: dict = {}
     lock = threading.Lock()
     t0 = time.monotonic()
+    ticks0 = cpu_ticks()
     threads = [threading.Thread(target=run_lane, args=(name, niceness, targets, logs / f"{name}.log", results, lock, t0)) for name, niceness, targets in lanes]
     for thread in threads:
         thread.start()
@@ -93,6 +103,11 @@ def main(argv: list[str]) -> int:
         for target in targets:
             code, start, seconds = results[(name, target)]
             print(f"{name:6} {target:18} {'ok' if code == 0 else f'FAILED (exit {code})':16} from {start / 60:5.1f}  {seconds / 60:5.1f} min")
+    busy, total = (end - start for end, start in zip(cpu_ticks(), ticks0))
+    cores = os.cpu_count() or 1
+    minutes = (time.monotonic() - t0) / 60
+    share = busy / max(total, 1)
+    print(f"\nCPU: busy {100 * share:.0f}% of the run: {share * cores * minutes:.1f} of {cores} cores x {minutes:.1f} min")
     print("\n===== lanes =====")
     for name, niceness, targets in lanes:
         ends = [results[(name, target)][1] + results[(name, target)][2] for target in targets]
