@@ -22,7 +22,7 @@ LAB := $(PYTHON) tests/lab/lab.py
 SCENARIOS ?= default missing-ipvs docker
 
 help:  ## List the commands
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 # pip -qq: errors only (a machine's pip configuration may name local indexes that do not exist, and pip warns for each).
 # The venv's directory name holds the hash of its recipe, so the recipe files are not prerequisites: their mtime is
