@@ -160,16 +160,15 @@ def parse_rule(line):
     target = _fast_target(spec)
     if target is not None and "--match-set" not in spec:
         return Rule(chain, spec, target, [])
-    bare = _QUOTED.sub('""', spec) if '"' in spec else spec
-    targets = _TARGET.findall(bare)
-    return Rule(chain, spec, targets[-1] if targets else "", _MATCH_SET.findall(bare))
+    target, sets = _regex_reading(spec)
+    return Rule(chain, spec, target, sets)
 
 
-def _slow_target(spec):
-    """The target as parse_rule reads it with regular expressions (for tests of _fast_target)."""
+def _regex_reading(spec):
+    """(target, ipsets matched) of a rule, read with regular expressions once the quoted strings are blanked out."""
     bare = _QUOTED.sub('""', spec) if '"' in spec else spec
     targets = _TARGET.findall(bare)
-    return targets[-1] if targets else ""
+    return targets[-1] if targets else "", _MATCH_SET.findall(bare)
 
 
 def parse_save(text):
