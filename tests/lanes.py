@@ -7,9 +7,13 @@ lint, sanity and the unit tests need no VM. Run one after the other, the targets
 45 (docs/testing.md has the figures). The lanes share nothing but the caches that `make test` prepares before it
 starts them (virtual environments, lab images, the Docker and libvirt daemons), and each VM test picks its own ports.
 
-`NAME:N=...` runs the lane at niceness N (nice(1); what it starts inherits it, QEMU included). The lane with the
-longest path (the end-to-end tests) keeps niceness 0, so the others take the CPU time it leaves: with all lanes equal,
-its first `enable` took 695 s against 119 s alone, because the 2 cores were shared by every VM and sanity at once.
+`NAME:N=...` runs the lane at niceness N (nice(1); what it starts inherits it). The lane with the longest path (the
+end-to-end tests) keeps niceness 0, so the others take the CPU time it leaves: with all lanes equal, its first `enable`
+took 695 s against 119 s alone, because the 2 cores were shared by every VM and sanity at once. What leaves the lane's
+session would lose the niceness, since this kernel shares the CPU between sessions first (sched_autogroup): the lab
+VMs (QEMU's -daemonize calls setsid()) and the set-up test's container keep it explicitly (tests/lab/lab.py
+keep_niceness, tests/setup/test_fresh_machine.py). Without that, each niced VM weighed as much as an end-to-end one,
+and the first `enable` still took 684 s.
 
 Each target is its own `make` run, so a failed target does not hide the ones after it. Every line a lane prints is
 shown at once, prefixed with the lane's name and the minutes since the start, and kept in build/lanes/<lane>.log. At
