@@ -11,8 +11,8 @@ starts them (virtual environments, lab images, the Docker and libvirt daemons), 
 end-to-end tests) keeps niceness 0, so the others take the CPU time it leaves: with all lanes equal, its first `enable`
 took 695 s against 119 s alone, because the 2 cores were shared by every VM and sanity at once. What leaves the lane's
 session would lose the niceness, since this kernel shares the CPU between sessions first (sched_autogroup): the lab
-VMs (QEMU's -daemonize calls setsid()) and the set-up test's container keep it explicitly (tests/lab/lab.py
-keep_niceness, tests/setup/test_fresh_machine.py). Without that, each niced VM weighed as much as an end-to-end one,
+VMs (QEMU's -daemonize calls setsid()) and the set-up test's container keep it explicitly (tests/lab/lab.py:
+keep_niceness, docker_niceness_flags). Without that, each niced VM weighed as much as an end-to-end one,
 and the first `enable` still took 684 s.
 
 Each target is its own `make` run, so a failed target does not hide the ones after it. Every line a lane prints is

@@ -391,6 +391,22 @@ def keep_niceness(pid: int) -> None:
         group.write_text(f"{niceness}\n")
 
 
+def docker_niceness_flags() -> list[str]:
+    """`docker run` flags that give a container this process's niceness, as keep_niceness does for a VM.
+
+    A container is a CPU cgroup of its own, which the kernel weighs against this machine's sessions by its cpu.shares
+    (1024 by default), so nice(1) inside it ranks only the container's own processes. Under a cgroup parent of "/" it
+    sits beside the sessions with the weight of this niceness: the kernel's sched_prio_to_weight steps by 1.25 per
+    level (110 for 10). Only Docker's cgroupfs driver takes "/" as a parent; with another driver, no flags."""
+    niceness = os.nice(0)
+    if not niceness:
+        return []
+    driver = subprocess.run(["docker", "info", "--format", "{{.CgroupDriver}}"], capture_output=True, text=True, check=False).stdout.strip()
+    if driver != "cgroupfs":
+        return []
+    return ["--cgroup-parent", "/", "--cpu-shares", str(max(2, round(1024 / 1.25**niceness)))]
+
+
 def wait_ssh(facts: dict, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     cmd = ssh_base(Path(facts["identity_file"]), facts["port"]) + ["true"]

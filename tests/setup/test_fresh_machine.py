@@ -97,17 +97,11 @@ def test_make_setup_installs_every_tool_on_a_fresh_machine(tmp_path):
     bundle = os.environ.get("PIP_CERT") or os.environ.get("SSL_CERT_FILE")
     if bundle and Path(bundle).is_file():
         run += ["-v", f"{bundle}:/etc/rkeops-host-ca.crt:ro", "-e", "PIP_CERT=/etc/rkeops-host-ca.crt"]
-    # The container's processes are dockerd's children, not this test's: nice(1) gives them this run's niceness
-    # (make test runs the host lane niced, tests/lanes.py). That niceness weighs only among the container's own
-    # processes: the container is a CPU cgroup of its own, which the kernel weighs against this machine's sessions
-    # (sched_autogroup, tests/lab/lab.py keep_niceness) by its cpu.shares, 1024 by default. A cgroup beside them at
-    # the weight of this niceness (the kernel's sched_prio_to_weight steps by 1.25 per level) keeps the niceness.
-    niceness = os.nice(0)
-    driver = subprocess.run(["docker", "info", "--format", "{{.CgroupDriver}}"], capture_output=True, text=True, check=False).stdout.strip()
-    if niceness and driver == "cgroupfs":
-        run += ["--cgroup-parent", "/", "--cpu-shares", str(max(2, round(1024 / 1.25**niceness)))]
+    # The container's processes are dockerd's children, not this test's: they get this run's niceness (make test runs
+    # the host lane niced, tests/lanes.py) from nice(1) inside, and from its CPU weight outside (lab.py).
+    run += lab.docker_niceness_flags()
     done = subprocess.run(
-        [*run, image, "nice", "-n", str(niceness), "bash", "-c", script],
+        [*run, image, "nice", "-n", str(os.nice(0)), "bash", "-c", script],
         capture_output=True,
         text=True,
         timeout=2400,
