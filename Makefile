@@ -16,7 +16,7 @@ export NO_COLOR := 1
 export PY_COLORS := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: bench-playbooks demo-patch help setup lab-deps docker-up lab-images test lint sanity units setup-test molecule e2e bench bench-prereqs build package demo collection clean
+.PHONY: bench-playbooks demo-patch help setup venv lab-deps docker-up lab-images test lint sanity units setup-test molecule e2e bench bench-prereqs build package demo collection clean
 LAB := $(PYTHON) tests/lab/lab.py
 # The Molecule scenarios `make test` runs (molecule/<name>), in this order.
 SCENARIOS ?= default missing-ipvs docker
@@ -24,29 +24,46 @@ SCENARIOS ?= default missing-ipvs docker
 help:  ## List the commands
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
+# Two kinds of target: an operator's (build, package, demo, demo-patch) installs only what it uses; a developer's
+# (lint, the tests, the benchmarks) starts with `make setup`, everything the lab and the tests call.
+
 # pip -qq: errors only (a machine's pip configuration may name local indexes that do not exist, and pip warns for each).
 # The venv's directory name holds the hash of its recipe, so the recipe files are not prerequisites: their mtime is
 # that of the checkout, and a newer clone would otherwise rebuild (--clear) a venv another job is using.
-$(VENV)/.installed: | lab-deps
+# Python's venv module is the one host package it needs (Debian's python3-venv), checked only when the venv is built.
+$(VENV)/.installed:
+	@PYTHON=$(PYTHON) bash tests/lab/host-deps.sh python
 	$(PYTHON) -m venv --clear $(VENV)
 	$(BIN)/pip install --quiet --quiet -r requirements/test.txt -c requirements/constraints.txt
 	touch $@
 
-setup: lab-deps $(VENV)/.installed collection  ## Install everything: the host tools the lab needs (apt), pinned Python tools in a venv
+venv: $(VENV)/.installed  ## The pinned Python tools in a virtual environment, and nothing else (no lab tools)
 
-# The host's tools for the VM lab and the Docker scenario, checked one by one (tests/lab/host-deps.sh lists
-# them with their Debian packages); apt-get installs only the missing ones (root or sudo).
-lab-deps:  ## Install the host tools the lab needs and are missing (QEMU, mmdebstrap, e2fsprogs, docker.io, ssh)
-	@bash tests/lab/host-deps.sh
+setup: lab-deps venv collection  ## Install everything a developer needs: the host tools of the lab and tests (apt), the pinned Python tools
 
-docker-up: lab-deps  ## Start the Docker engine if it is not running (the Docker scenario needs it)
+# The host's tools, checked one by one (tests/lab/host-deps.sh lists them by group, with their Debian packages);
+# apt-get installs only the missing ones (root or sudo). lab-deps takes every group, lab-deps-<group> one.
+LAB_DEPS_GROUPS := vm docker vagrant
+.PHONY: $(addprefix lab-deps-,$(LAB_DEPS_GROUPS))
+lab-deps:  ## Install the host tools the lab and the tests need and are missing (QEMU, mmdebstrap, docker.io, libvirt, Vagrant...)
+	@PYTHON=$(PYTHON) bash tests/lab/host-deps.sh
+
+$(addprefix lab-deps-,$(LAB_DEPS_GROUPS)):
+	@bash tests/lab/host-deps.sh $(@:lab-deps-%=%)
+
+docker-up: lab-deps-docker  ## Start the Docker engine if it is not running (the Docker scenario needs it)
 	@bash tests/lab/docker-up.sh $(CACHE)/dockerd.log
 
-lab-images: lab-deps docker-up  ## Build (or reuse from the cache) the lab's VM images and its Docker image
-	$(LAB) image bullseye
-	$(LAB) image bookworm
-	$(LAB) image trixie
+# One target per image, so that a target builds only the images it boots (make demo: bookworm's VM image).
+LAB_SUITES := bullseye bookworm trixie
+.PHONY: $(addprefix lab-image-,$(LAB_SUITES)) lab-docker-image
+$(addprefix lab-image-,$(LAB_SUITES)): lab-deps-vm
+	$(LAB) image $(@:lab-image-%=%)
+
+lab-docker-image: lab-deps-vm docker-up  ## Build (or reuse) the Docker scenario's bookworm image
 	$(LAB) docker-image bookworm
+
+lab-images: $(addprefix lab-image-,$(LAB_SUITES)) lab-docker-image  ## Build (or reuse from the cache) every lab VM image (lab-image-<suite>: one) and the Docker image
 
 # Left alone when it is right already: make test's lanes each make it at once.
 collection:
@@ -131,13 +148,11 @@ sanity-oldest: $(VENV_OLDEST)/.installed  ## ansible-test sanity of ansible-core
 sanity-newest: $(VENV_NEWEST)/.installed  ## ansible-test sanity of ansible-core 2.21: controller Python 3.13, modules on Python 3.9 to 3.13
 	$(call sanity_on,newest,$(VENV_NEWEST),3.13,$(SANITY_NEWEST_PYTHONS),$(GET_PIP_NEWEST))
 
-# `make test` runs three lanes side by side (tests/lanes.py): the targets without VMs, the end-to-end tests on their
-# 2-VM cluster, and the other VM targets one after the other. Most of the run waits on software-emulated VMs and on
-# kube-proxy, which leave part of the machine idle; one after the other the targets took about 78 minutes, against a
-# budget of 45. What the lanes share is prepared first. (Four lanes, with the end-to-end tests split over two
-# clusters, were slower: every emulated VM costs CPU even while it waits, and the 2 cores were already saturated.)
-# The end-to-end lane is the longest path, so it runs at niceness 0 and the others niced (host 10, vms 5): with all
-# three equal, its first enable took 695 s against 119 s alone.
+# `make test` runs three lanes side by side (tests/lanes.py says why): the targets without VMs, the end-to-end tests
+# on their 2-VM cluster, and the other VM targets one after the other. Most of the run waits on software-emulated VMs
+# and on kube-proxy, which leave part of the machine idle; one after the other, the targets overrun the budget.
+# What the lanes share is prepared first. More lanes would be slower: every emulated VM costs CPU even while it
+# waits. The end-to-end lane is the longest path, so it runs at niceness 0 and the others niced (host 10, vms 5).
 TEST_HOST := lint sanity sanity-oldest sanity-newest units units-oldest units-newest package setup-test
 TEST_E2E := e2e
 TEST_VMS := vm-leftovers oldest-stack molecule molecule-vagrant
@@ -148,14 +163,14 @@ test: setup lab-images libvirt-up $(VENV_OLDEST)/.installed $(VENV_NEWEST)/.inst
 test-serial: setup  ## The same targets as `make test`, one after the other (easier to read; about 78 minutes)
 	$(MAKE) --no-print-directory $(TEST_HOST) $(TEST_E2E) $(TEST_VMS)
 
-# The oldest stack really run (issue 13): ansible-core 2.16 (the oldest toolset's virtual environment) runs the
+# The oldest stack really run: ansible-core 2.16 (the oldest toolset's virtual environment) runs the
 # prereqs role and kube_proxy_info against a bookworm lab VM whose Ansible interpreter is this machine's pyenv build
 # of Python 3.6 (copied in), with the kube-proxy stand-in deployed by the rke stand-in. One VM.
 .PHONY: oldest-stack
 oldest-stack: $(VENV_OLDEST)/.installed collection lab-images  ## ansible-core 2.16 runs the prereqs role and kube_proxy_info on a lab VM with Python 3.6
 	PATH=$(VENV_OLDEST)/bin:$$PATH pytest -p no:cacheprovider -v -s tests/vm/test_oldest_stack.py
 
-setup-test: setup docker-up  ## The set-up from nothing: make setup in a pristine Debian 12 container must install every tool
+setup-test: setup docker-up  ## The set-up from nothing, in a pristine Debian 12 container: make build installs no lab tool, make setup every one
 	pytest -p no:cacheprovider -v tests/setup
 
 # Molecule 26 writes its "Executed: Failed" line in red whatever NO_COLOR says (molecule/logger.py, the failure
@@ -163,11 +178,11 @@ setup-test: setup docker-up  ## The set-up from nothing: make setup in a pristin
 molecule: setup lab-images  ## The Molecule scenarios on the VM lab and Docker (SCENARIOS=... to pick)
 	for scenario in $(SCENARIOS); do molecule test --scenario-name $$scenario 2>&1 | sed 's/\x1b\[[0-9;]*m//g' || exit 1; done
 
-# The Vagrant scenario (molecule/vagrant, issue 14): Vagrant with vagrant-libvirt, on a box built from the lab's
+# The Vagrant scenario (molecule/vagrant): Vagrant with vagrant-libvirt, on a box built from the lab's
 # bookworm image (tests/lab/vagrant_box.py: Vagrant's box catalogue is out of reach), under software emulation,
 # with QEMU's user network as the VM's only network. A contributor's own box and provider: README "Testing with Vagrant".
 .PHONY: libvirt-up vagrant-box molecule-vagrant bench-vagrant
-libvirt-up: lab-deps  ## Start libvirtd and virtlogd if they are not running (the Vagrant scenario needs them)
+libvirt-up: lab-deps-vagrant  ## Start libvirtd and virtlogd if they are not running (the Vagrant scenario needs them)
 	@bash tests/lab/libvirt-up.sh $(CACHE)/libvirt
 
 vagrant-box: setup libvirt-up  ## Build (or reuse) the lab's Vagrant box and add it to Vagrant
@@ -184,7 +199,7 @@ bench-vagrant: setup libvirt-up  ## Benchmark: a Vagrant scenario VM against a l
 e2e: setup lab-images  ## End to end: enable, verify, disable on a 2-VM lab cluster (rke and kube-proxy stand-ins)
 	pytest -p no:cacheprovider -v -s --durations=10 tests/e2e
 
-# kube_proxy_leftovers on real kernels (issue 12): public dumps of kube-proxy nodes restored in one bookworm VM,
+# kube_proxy_leftovers on real kernels: public dumps of kube-proxy nodes restored in one bookworm VM,
 # in iptables-legacy and iptables-nft, and kube-proxy's IPVS state beside a keepalived-like virtual server.
 .PHONY: vm-leftovers bench-leftovers
 vm-leftovers: setup lab-images  ## kube_proxy_leftovers on public iptables dumps restored in a lab VM (both backends)
@@ -202,28 +217,37 @@ bench-playbooks: setup lab-images  ## Benchmark: enable and verify wall time and
 bench-prereqs: setup lab-images  ## Benchmark: the prereqs role against the manual procedure on 1 and 3 lab VMs
 	python bench/bench_prereqs.py
 
-build: setup  ## Build the collection tarball into build/
+# ansible-galaxy alone: the pinned Python tools, no lab tool and no collection link.
+build: venv  ## Build the collection tarball into build/ (installs nothing but the pinned Python tools)
 	ansible-galaxy collection build --force --output-path $(BUILD) .
 
-package: build  ## Install the built tarball (no Galaxy: --no-deps) and render the modules' and the role's documentation from it
+# The ipvs role's entry points (roles/ipvs/meta/argument_specs.yml), in the order they run.
+IPVS_ENTRY_POINTS := prepare switch repair leftovers verify cleanup
+package: build  ## Install the built tarball (no Galaxy: --no-deps) and render the modules' and the role's documentation from it; install from the git checkout too
 	rm -rf $(BUILD)/installed
 	ANSIBLE_COLLECTIONS_PATH=$(BUILD)/installed ansible-galaxy collection install --no-deps --force -p $(BUILD)/installed $(BUILD)/rkeops-ipvs-$$(sed -n 's/^version: //p' galaxy.yml).tar.gz
 	ANSIBLE_COLLECTIONS_PATH=$(BUILD)/installed ansible-doc -t module rkeops.ipvs.cluster_kubeproxy | grep -q 'services.kubeproxy'
 	for module in cluster_kubeproxy kernel_modules ipvs_node_info kube_proxy_info kube_proxy_leftovers rke_cluster_info; do \
 	  ANSIBLE_COLLECTIONS_PATH=$(BUILD)/installed ansible-doc --list rkeops.ipvs | grep "^rkeops.ipvs.$$module " || exit 1; done
 	ANSIBLE_COLLECTIONS_PATH=$(BUILD)/installed ansible-doc -t role rkeops.ipvs.prereqs | grep -q 'prereqs_ipvs_scheduler'
-	for entry in prepare switch verify cleanup; do \
-	  ANSIBLE_COLLECTIONS_PATH=$(BUILD)/installed ansible-doc -t role rkeops.ipvs.ipvs | grep -q "ENTRY POINT: \*$$entry\*" || exit 1; done
+	entries=$$(ANSIBLE_COLLECTIONS_PATH=$(BUILD)/installed ansible-doc -t role rkeops.ipvs.ipvs | sed -n 's/^ENTRY POINT: \*\([a-z_]*\)\*.*/\1/p' | xargs); \
+	  test "$$entries" = "$(IPVS_ENTRY_POINTS)" || { echo "ipvs role entry points: '$$entries', expected '$(IPVS_ENTRY_POINTS)' in this order" >&2; exit 1; }
 	ANSIBLE_COLLECTIONS_PATH=$(BUILD)/installed ansible-doc -t inventory rkeops.ipvs.rke_cluster | grep -q 'cluster_yml'
 	ANSIBLE_COLLECTIONS_PATH=$(BUILD)/installed ansible-doc -t filter rkeops.ipvs.rke_log_summary | grep -q 'fatal'
 	for playbook in enable verify disable; do \
 	  test -f $(BUILD)/installed/ansible_collections/rkeops/ipvs/playbooks/$$playbook.yml || exit 1; done
+	rm -rf $(BUILD)/installed-git
+	ansible-galaxy collection install --no-deps -p $(BUILD)/installed-git git+file://$(CURDIR)/.git
+	ANSIBLE_COLLECTIONS_PATH=$(BUILD)/installed-git ansible-doc -t module rkeops.ipvs.cluster_kubeproxy | grep -q 'services.kubeproxy'
 
-demo: setup lab-images  ## The main job on a local lab: rkeops.ipvs.enable end to end on 2 VMs (rke and kube-proxy stand-ins)
+# The demo boots bookworm VMs only (tests/lab/labcluster.py): it needs that image, the tools that build and boot
+# it, and the Python tools; the nodes' Docker runs inside the VMs, so no Docker engine here.
+demo: venv collection lab-image-bookworm  ## The main job on a local lab: rkeops.ipvs.enable end to end on 2 VMs (rke and kube-proxy stand-ins)
 	python tests/lab/demo_enable.py
 
-demo-patch: setup  ## A smaller demo: cluster_kubeproxy on a real third-party cluster.yml (diff, idempotence, undo)
-	ansible-playbook -i localhost, tests/demo/patch_cluster_yml.yml
+DEMO_PATCH_PLAYBOOK := tests/demo/patch_cluster_yml.yml
+demo-patch: venv collection  ## A smaller demo: cluster_kubeproxy on a real third-party cluster.yml (diff, idempotence, undo)
+	ansible-playbook -i localhost, $(DEMO_PATCH_PLAYBOOK)
 
 clean:  ## Remove build output (the cache in ~/.cache/rkeops-ipvs stays)
 	rm -rf $(BUILD) tests/output

@@ -3,17 +3,16 @@
     python3 tests/lanes.py 'host:10=lint sanity units' 'e2e=e2e' 'vms:5=vm-leftovers molecule'
 
 Why: most of `make test` waits on software-emulated VMs (QEMU TCG), which leave part of this 2-core machine idle, while
-lint, sanity and the unit tests need no VM. Run one after the other, the targets took about 78 minutes; the budget is
-45 (docs/testing.md has the figures). The lanes share nothing but the caches that `make test` prepares before it
-starts them (virtual environments, lab images, the Docker and libvirt daemons), and each VM test picks its own ports.
+lint, sanity and the unit tests need no VM; run one after the other, the targets overrun the budget (docs/testing.md
+has the figures). The lanes share nothing but the caches that `make test` prepares before it starts them (virtual
+environments, lab images, the Docker and libvirt daemons), and each VM test picks its own ports.
 
 `NAME:N=...` runs the lane at niceness N (nice(1); what it starts inherits it). The lane with the longest path (the
-end-to-end tests) keeps niceness 0, so the others take the CPU time it leaves: with all lanes equal, its first `enable`
-took 695 s against 119 s alone, because the 2 cores were shared by every VM and sanity at once. What leaves the lane's
-session would lose the niceness, since this kernel shares the CPU between sessions first (sched_autogroup): the lab
-VMs (QEMU's -daemonize calls setsid()) and the set-up test's container keep it explicitly (tests/lab/lab.py:
-keep_niceness, docker_niceness_flags). Without that, each niced VM weighed as much as an end-to-end one,
-and the first `enable` still took 684 s.
+end-to-end tests) keeps niceness 0, so the others take the CPU time it leaves: with all lanes equal, the 2 cores are
+shared by every VM and sanity at once, and the end-to-end tests' first `enable` takes several times as long. What leaves
+the lane's session would lose the niceness, since this kernel shares the CPU between sessions first (sched_autogroup):
+the lab VMs (QEMU's -daemonize calls setsid()) and the set-up test's container keep it explicitly (tests/lab/lab.py:
+keep_niceness, docker_niceness_flags); otherwise each niced VM weighs as much as an end-to-end one.
 
 Each target is its own `make` run, so a failed target does not hide the ones after it. Every line a lane prints is
 shown at once, prefixed with the lane's name and the minutes since the start, and kept in build/lanes/<lane>.log. At

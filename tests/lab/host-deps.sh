@@ -1,32 +1,53 @@
 #!/usr/bin/env bash
-# Install the host tools that `make demo` and `make test` need, checking each one on its own.
+# Install the host tools a target needs, checking each one on its own.
 #
-#   bash tests/lab/host-deps.sh           install what is missing (apt-get; root, or sudo)
-#   bash tests/lab/host-deps.sh --check   only report; exit 1 naming what is missing
+#   bash tests/lab/host-deps.sh [--check] [GROUP...]
 #
-# One row per tool: the command that must be on PATH, the Debian package that provides it, and why the
-# project needs it. A machine that has some of them (a fresh one has ssh, mkfs.ext4 and often a docker
+# GROUP picks the tools by what needs them; no GROUP means every one (`make setup`):
+#   python   the interpreter's venv module, for the pinned Python tools (`make venv`, hence `make build`)
+#   vm       the lab's VMs: building their images, booting them, reaching them (`make demo`, the VM tests)
+#   docker   the Docker engine (the Docker scenario, its image, the set-up test)
+#   sanity   what ansible-test sanity calls
+#   vagrant  the Vagrant scenario
+# Without --check, apt-get installs what is missing (root, or sudo); with it, only report and exit 1 naming it.
+#
+# One row per tool: its group, the command that must be on PATH, the Debian package that provides it, and why
+# the project needs it. A machine that has some of them (a fresh one has ssh, mkfs.ext4 and often a docker
 # client without a daemon) gets exactly the missing packages, not nothing.
 set -euo pipefail
 
 TOOLS=(
-  "qemu-system-x86_64 qemu-system-x86 boots the lab VMs (their own kernels: IPVS, iptables)"
-  "qemu-img qemu-utils creates each VM's clean overlay disk"
-  "mmdebstrap mmdebstrap builds the lab's Debian images"
-  "mkfs.ext4 e2fsprogs writes the VM image's file system"
-  "dockerd docker.io the Docker engine for the Docker scenario (a docker client alone is not enough)"
-  "docker docker.io the Docker client"
-  "ssh openssh-client reaches the lab VMs"
-  "ssh-keygen openssh-client makes the lab's SSH key"
-  "git git lists the collection's files for ansible-test sanity"
-  "shellcheck shellcheck ansible-test sanity checks the shell scripts with it (it skips the test without it)"
+  "vm qemu-system-x86_64 qemu-system-x86 boots the lab VMs (their own kernels: IPVS, iptables)"
+  "vm qemu-img qemu-utils creates each VM's clean overlay disk"
+  "vm mmdebstrap mmdebstrap builds the lab's Debian images"
+  "vm mkfs.ext4 e2fsprogs writes the VM image's file system"
+  "vm ssh openssh-client reaches the lab VMs"
+  "vm ssh-keygen openssh-client makes the lab's SSH key"
+  "docker dockerd docker.io the Docker engine for the Docker scenario (a docker client alone is not enough)"
+  "docker docker docker.io the Docker client"
+  "sanity git git lists the collection's files for ansible-test sanity"
+  "sanity shellcheck shellcheck ansible-test sanity checks the shell scripts with it (it skips the test without it)"
   # The Vagrant scenario (molecule/vagrant, docs/lab.md "Testing with Vagrant"): Debian's Vagrant, its libvirt
   # provider, and libvirt's daemons, which tests/lab/libvirt-up.sh starts (there may be no init system).
-  "vagrant vagrant drives the Vagrant scenario's VM"
-  "libvirtd libvirt-daemon-system runs the VM for vagrant-libvirt"
-  "virtlogd libvirt-daemon-system collects the console output of libvirt's VMs (libvirtd needs it)"
-  "virsh libvirt-clients reads libvirt's state (libvirt-up.sh, the box builder)"
+  "vagrant vagrant vagrant drives the Vagrant scenario's VM"
+  "vagrant libvirtd libvirt-daemon-system runs the VM for vagrant-libvirt"
+  "vagrant virtlogd libvirt-daemon-system collects the console output of libvirt's VMs (libvirtd needs it)"
+  "vagrant virsh libvirt-clients reads libvirt's state (libvirt-up.sh, the box builder)"
 )
+GROUPS_KNOWN=" python vm docker sanity vagrant "
+
+check_only=
+groups=()
+for arg in "$@"; do
+  case "$arg" in
+    --check) check_only=1 ;;
+    *)
+      [[ "$GROUPS_KNOWN" == *" $arg "* ]] || { echo "host-deps: unknown group '$arg' (known:$GROUPS_KNOWN)" >&2; exit 2; }
+      groups+=("$arg")
+      ;;
+  esac
+done
+wanted() { [ ${#groups[@]} -eq 0 ] || [[ " ${groups[*]} " == *" $1 "* ]]; }
 
 # The virtual environment needs the interpreter's venv and ensurepip modules: Debian's python3 ships them in
 # python3-venv, pyenv's and python.org's builds have them already.
@@ -35,7 +56,8 @@ python_ok() { "${PYTHON:-python3}" -c 'import ensurepip, venv' >/dev/null 2>&1; 
 missing_packages=()
 missing_report=()
 for row in "${TOOLS[@]}"; do
-  read -r tool package why <<<"$row"
+  read -r group tool package why <<<"$row"
+  wanted "$group" || continue
   if ! command -v "$tool" >/dev/null 2>&1; then
     missing_report+=("$tool (Debian package $package): $why")
     [[ " ${missing_packages[*]} " == *" $package "* ]] || missing_packages+=("$package")
@@ -47,11 +69,11 @@ libvirt_plugin_ok() {
   dpkg-query --show --showformat='${Status}' vagrant-libvirt 2>/dev/null | grep -q 'install ok installed' \
     || { command -v vagrant >/dev/null 2>&1 && vagrant plugin list 2>/dev/null | grep -q '^vagrant-libvirt '; }
 }
-if ! libvirt_plugin_ok; then
+if wanted vagrant && ! libvirt_plugin_ok; then
   missing_report+=("the vagrant-libvirt plugin (Debian package vagrant-libvirt): Vagrant's libvirt provider for the Vagrant scenario")
   missing_packages+=(vagrant-libvirt)
 fi
-if ! python_ok; then
+if wanted python && ! python_ok; then
   missing_report+=("${PYTHON:-python3} -m venv (Debian package python3-venv): creates the pinned tools' virtual environment")
   missing_packages+=(python3-venv)
 fi
@@ -60,7 +82,7 @@ if [ ${#missing_packages[@]} -eq 0 ]; then
   exit 0
 fi
 printf 'host-deps: missing %s\n' "${missing_report[@]}" >&2
-if [ "${1:-}" = "--check" ]; then
+if [ -n "$check_only" ]; then
   echo "host-deps: run 'make setup' (or: apt-get install ${missing_packages[*]})" >&2
   exit 1
 fi
@@ -70,7 +92,7 @@ if [ "$(id -u)" = 0 ]; then
 elif command -v sudo >/dev/null 2>&1; then
   SUDO=(sudo)
 else
-  echo "host-deps: installing ${missing_packages[*]} needs root; run 'make setup' as root or install sudo" >&2
+  echo "host-deps: installing ${missing_packages[*]} needs root; run this as root or install sudo" >&2
   exit 1
 fi
 if ! command -v apt-get >/dev/null 2>&1; then
@@ -98,4 +120,4 @@ if [ "$status" != 0 ]; then
 fi
 
 # Check again: a package that installed without its command (a diverted or renamed binary) is an error too.
-exec bash "$0" --check
+exec bash "$0" --check "${groups[@]}"

@@ -23,7 +23,7 @@ mkdir -p "$logdir"
 
 # /dev/kvm as udev would leave it (systemd's rules.d/50-udev-default.rules.in: GROUP="kvm", MODE 0660 on Debian).
 # Without udev it stays root-only, and libvirt then finds its cached QEMU capabilities stale on every call and
-# probes QEMU again: 4 s per virsh call here, about 68 s per VM under Vagrant (issue 14). The VMs still run
+# probes QEMU again: 4 s per virsh call here, about 68 s per VM under Vagrant. The VMs still run
 # under software emulation (libvirt.driver = "qemu"); this only stops the re-probing.
 if [ -c /dev/kvm ] && getent group kvm >/dev/null && [ "$(stat -c '%G %a' /dev/kvm)" != "kvm 660" ]; then
   "${SUDO[@]}" chgrp kvm /dev/kvm
