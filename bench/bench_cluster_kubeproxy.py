@@ -26,7 +26,7 @@ def import_patch():
         os.makedirs(os.path.dirname(link), exist_ok=True)
         os.symlink(os.path.abspath(os.path.join(HERE, "..")), link)
     sys.path.insert(0, LINK_BASE)
-    from ansible_collections.rkeops.ipvs.plugins.module_utils._kubeproxy import build_request, patch  # noqa: PLC0415
+    from ansible_collections.rkeops.ipvs.plugins.module_utils._cluster_kubeproxy_patch import build_request, patch  # noqa: PLC0415
 
     return build_request, patch
 

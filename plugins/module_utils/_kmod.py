@@ -18,11 +18,6 @@ HEADER = (
     "# Managed by Ansible (rkeops.ipvs.prereqs): kernel modules kube-proxy needs for IPVS mode.",
     "# systemd-modules-load.service loads them at boot. Local edits are overwritten.",
 )
-# Commands run by the modules speak English, so that their output can be read
-# (set as module.run_command_environ_update; kube_proxy_info passes it per call).
-C_LOCALE = dict(LANG="C", LC_ALL="C", LC_MESSAGES="C")
-# Where kmod's commands live when root's PATH lacks the sbin directories.
-SBIN = ["/usr/sbin", "/sbin"]
 
 # Where the running kernel has a module.
 LOADED = "loaded"  # listed in /proc/modules
@@ -122,9 +117,9 @@ def modinfo_resolver(module, release: str) -> Callable[[str], Optional[str]]:
     """resolve(name) for module_state: the name modinfo resolves `name` to in `release`'s tree, or None.
 
     Runs `modinfo` only when asked, so that an idempotent run, where every module is loaded, runs none.
-    The caller sets module.run_command_environ_update to C_LOCALE.
+    The caller sets module.run_command_environ_update to _node_commands.C_LOCALE.
     """
-    modinfo = module.get_bin_path("modinfo", opt_dirs=SBIN) if os.path.isdir(os.path.join("/lib/modules", release)) else None
+    modinfo = module.get_bin_path("modinfo") if os.path.isdir(os.path.join("/lib/modules", release)) else None
     cache: Dict[str, Optional[str]] = {}
 
     def resolve(name: str) -> Optional[str]:

@@ -244,9 +244,9 @@ from typing import Optional
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.common.text.converters import to_native
 
+from ansible_collections.rkeops.ipvs.plugins.module_utils._cluster_kubeproxy_patch import SCHEDULERS, RequestError, build_request, patch
 from ansible_collections.rkeops.ipvs.plugins.module_utils._cluster_yml import ClusterYmlError, read_text
 from ansible_collections.rkeops.ipvs.plugins.module_utils._files import write_atomically
-from ansible_collections.rkeops.ipvs.plugins.module_utils._kubeproxy import SCHEDULERS, RequestError, build_request, patch
 from ansible_collections.rkeops.ipvs.plugins.module_utils._yamltext import HAS_YAML, YAML_IMPORT_ERROR, YamlEditError
 
 

@@ -209,8 +209,6 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.sys_info import get_distribution, get_distribution_version
 
 from ansible_collections.rkeops.ipvs.plugins.module_utils._kmod import (
-    C_LOCALE,
-    SBIN,
     conntrack_module,
     is_version,
     kernel_version,
@@ -222,6 +220,7 @@ from ansible_collections.rkeops.ipvs.plugins.module_utils._kmod import (
     unique,
     version_below,
 )
+from ansible_collections.rkeops.ipvs.plugins.module_utils._node_commands import C_LOCALE
 
 # os-release IDs (ID, then each ID_LIKE) and their Ansible OS family, for the distributions around the supported
 # families (the facts collector's OS_FAMILY_MAP, keyed by ID instead of name).
@@ -362,7 +361,7 @@ def main():
         ),
         modules=module_states(unique(params["name"] + [conntrack]), loaded, builtin, resolve),
         conntrack=dict(module=conntrack, probed=probed),
-        commands={name: module.get_bin_path(name, opt_dirs=SBIN) for name in params["commands"]},
+        commands={name: module.get_bin_path(name) for name in params["commands"]},
         persisted=dict(exists=persisted_text is not None, modules=persisted_modules, notes=notes),
     )
 

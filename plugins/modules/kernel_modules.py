@@ -137,8 +137,6 @@ from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.rkeops.ipvs.plugins.module_utils._files import write_atomically
 from ansible_collections.rkeops.ipvs.plugins.module_utils._kmod import (
-    C_LOCALE,
-    SBIN,
     modinfo_resolver,
     module_states,
     read_text,
@@ -146,6 +144,7 @@ from ansible_collections.rkeops.ipvs.plugins.module_utils._kmod import (
     running_kernel_modules,
     unique,
 )
+from ansible_collections.rkeops.ipvs.plugins.module_utils._node_commands import C_LOCALE
 
 _NOTE_KEY = re.compile(r"^[a-z][a-z0-9_-]*$")
 
@@ -164,7 +163,7 @@ def checked_notes(module: AnsibleModule, notes: dict) -> dict:
 
 
 def run_modprobe(module: AnsibleModule, args: list, what: str) -> None:
-    modprobe = module.get_bin_path("modprobe", required=True, opt_dirs=SBIN)
+    modprobe = module.get_bin_path("modprobe", required=True)
     rc, _out, err = module.run_command([modprobe] + args)
     if rc != 0:
         module.fail_json(msg="%s failed (rc=%d): %s" % (what, rc, err.strip()), rc=rc, stderr=err)

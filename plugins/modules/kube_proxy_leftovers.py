@@ -157,8 +157,10 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.rkeops.ipvs.plugins.module_utils._kmod import C_LOCALE, SBIN
-from ansible_collections.rkeops.ipvs.plugins.module_utils._leftovers import gather, ipvsadm_args, removed_summary, restore_input, run
+from ansible_collections.rkeops.ipvs.plugins.module_utils._leftovers_find import removed_summary
+from ansible_collections.rkeops.ipvs.plugins.module_utils._leftovers_node import gather, ipvsadm_args
+from ansible_collections.rkeops.ipvs.plugins.module_utils._leftovers_save import restore_input
+from ansible_collections.rkeops.ipvs.plugins.module_utils._node_commands import C_LOCALE, run
 
 
 def main():
@@ -195,15 +197,15 @@ def main():
         if text:
             run(module, restore_args[backend], data=text, what="%s --noflush" % os.path.basename(restore_args[backend][0]))
     if found["ipvs_services"]:
-        ipvsadm = module.get_bin_path("ipvsadm", opt_dirs=SBIN, required=True)
+        ipvsadm = module.get_bin_path("ipvsadm", required=True)
         for service in found["ipvs_services"]:
             run(module, [ipvsadm] + ipvsadm_args(service))
     if found["ipsets"]:
-        ipset = module.get_bin_path("ipset", opt_dirs=SBIN, required=True)
+        ipset = module.get_bin_path("ipset", required=True)
         for name in found["ipsets"]:
             run(module, [ipset, "destroy", name])
     for name in found["interfaces"]:
-        run(module, [module.get_bin_path("ip", opt_dirs=SBIN, required=True), "link", "delete", name])
+        run(module, [module.get_bin_path("ip", required=True), "link", "delete", name])
     result["removed"] = removed_summary(found)
     module.exit_json(**result)
 

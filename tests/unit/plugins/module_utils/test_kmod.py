@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ansible_collections.rkeops.ipvs.plugins.module_utils._cluster_kubeproxy_patch import SCHEDULERS
 from ansible_collections.rkeops.ipvs.plugins.module_utils._kmod import (
     BUILTIN,
     HEADER,
@@ -27,7 +28,6 @@ from ansible_collections.rkeops.ipvs.plugins.module_utils._kmod import (
     unique,
     version_below,
 )
-from ansible_collections.rkeops.ipvs.plugins.module_utils._kubeproxy import SCHEDULERS
 
 ROLE = Path(__file__).resolve().parents[4] / "roles" / "prereqs"
 

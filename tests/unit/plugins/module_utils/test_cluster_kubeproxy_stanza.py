@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from ansible_collections.rkeops.ipvs.plugins.module_utils._cluster_kubeproxy_stanza import Stanza
 from ansible_collections.rkeops.ipvs.plugins.module_utils._cluster_yml import ClusterYml
-from ansible_collections.rkeops.ipvs.plugins.module_utils._kubeproxy_stanza import Stanza
 from ansible_collections.rkeops.ipvs.plugins.module_utils._yamltext import YamlEditError
 
 from helpers import corpus_files, kubeproxy

@@ -8,20 +8,20 @@ Private to the collection: plain functions, testable without Ansible. The module
 
 RKE reads cluster.yml with go-yaml v2 (YAML 1.1, not strict) into ``map[string]string`` for
 ``extra_args``; every value becomes one ``--key=value`` flag of kube-proxy. The work is shared out:
-  _kubeproxy_request  options -> request (flags to set and remove)
-  _cluster_yml        the file read and composed once
-  _kubeproxy_stanza   services.kubeproxy as it is, refused when RKE would read it differently
-  _kubeproxy_target   what services.kubeproxy should hold
-  _yamledit           the line splices that get it there
+  _cluster_kubeproxy_request  options -> request (flags to set and remove)
+  _cluster_yml                the file read and composed once
+  _cluster_kubeproxy_stanza   services.kubeproxy as it is, refused when RKE would read it differently
+  _cluster_kubeproxy_target   what services.kubeproxy should hold
+  _yamledit                   the line splices that get it there
 """
 
 from collections import OrderedDict
 from typing import Optional
 
+from ansible_collections.rkeops.ipvs.plugins.module_utils._cluster_kubeproxy_request import SCHEDULERS, RequestError, build_request
+from ansible_collections.rkeops.ipvs.plugins.module_utils._cluster_kubeproxy_stanza import Stanza
+from ansible_collections.rkeops.ipvs.plugins.module_utils._cluster_kubeproxy_target import target
 from ansible_collections.rkeops.ipvs.plugins.module_utils._cluster_yml import ClusterYml
-from ansible_collections.rkeops.ipvs.plugins.module_utils._kubeproxy_request import SCHEDULERS, RequestError, build_request
-from ansible_collections.rkeops.ipvs.plugins.module_utils._kubeproxy_stanza import Stanza
-from ansible_collections.rkeops.ipvs.plugins.module_utils._kubeproxy_target import target
 from ansible_collections.rkeops.ipvs.plugins.module_utils._yamledit import DELETE, Editor
 from ansible_collections.rkeops.ipvs.plugins.module_utils._yamltext import YamlEditError, gc_paused
 

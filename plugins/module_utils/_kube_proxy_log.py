@@ -1,19 +1,19 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) rkeops.ipvs contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Reading kube-proxy's own account of its proxy mode (private to the collection).
+"""kube-proxy's log as docker keeps it, for kube_proxy_info: which proxier kube-proxy says it uses, why it refused
+IPVS, its recent errors, and which part of the log is its current start's (private to the collection).
 
-Plain functions over text (docker inspect's times, docker logs, ipvsadm -Ln), tested without a node.
+Plain functions over text (docker inspect's times, docker logs), tested without a node.
 Runs on the nodes: Python 3.6 syntax at most (no ``X | None``, no ``list[str]`` at run time, no dataclasses).
 
-The authority on the mode is kube-proxy's metrics endpoint, /proxyMode. Its log adds the evidence and the reasons:
-the proxier line is printed once, within the first seconds of a start, so it is read from the log since the
-container's current start (a long-running kube-proxy at --v=2 logs continuously, and the line scrolls out of any
-tail); recent errors come from the tail of that start.
+The authority on the mode is kube-proxy's metrics endpoint, /proxyMode (_kube_proxy_probes). Its log adds the
+evidence and the reasons: the proxier line is printed once, within the first seconds of a start, so it is read from
+the log since the container's current start (a long-running kube-proxy at --v=2 logs continuously, and the line
+scrolls out of any tail); recent errors come from the tail of that start.
 """
 
 import calendar
-import ipaddress
 import re
 from typing import Dict, List, Optional, Tuple
 
@@ -48,7 +48,6 @@ _LOGRUS_ERROR = re.compile(r"\blevel=(?:error|fatal)\b")
 # What differs between two lines of the same error: klog's date, time and thread, logrus' time.
 _KLOG_HEADER = re.compile(r"^([EF])\d{4} \d\d:\d\d:\d\d\.\d+\s+\d+ ")
 _LOGRUS_TIME = re.compile(r'^time="[^"]*" ')
-_VIRTUAL = re.compile(r"^(TCP|UDP|SCTP)\s+(\S+)\s+(\S+)")
 # docker logs --timestamps: RFC 3339 with nanoseconds, then a space, then the line.
 _DOCKER_STAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)) ?(.*)$")
 _TIME = re.compile(r"^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d+))?(Z|([+-])(\d\d):(\d\d))$")
@@ -180,147 +179,3 @@ def recent_errors(text: str, limit: int = 5) -> List[str]:
             latest[_KLOG_HEADER.sub("", _LOGRUS_TIME.sub("", line))] = (index, line)
     found = [line for _index, line in sorted(latest.values())]
     return found[-limit:] if limit > 0 else []
-
-
-def metrics_url(address: Optional[str]) -> Optional[str]:
-    """kube-proxy's /proxyMode URL on this node from its metrics-bind-address, or None when that is empty (off).
-
-    An unspecified address (0.0.0.0, ::, or none before the port) listens on every address: loopback is asked.
-    A host without a port gets kube-proxy's default port, 10249. Raises ValueError for anything else.
-    """
-    if address is None or not address.strip():
-        return None
-    address = address.strip()
-    found = re.match(r"^\[([0-9A-Fa-f:.]*)\](?::(\d+))?$", address) or re.match(r"^([^:\[\]]*)(?::(\d+))?$", address)
-    if not found and address.count(":") > 1:
-        found = re.match(r"^([0-9A-Fa-f:.]+)()$", address)  # a bare IPv6 address
-    if not found:
-        raise ValueError("%r is not host:port" % address)
-    host, port = found.group(1), found.group(2) or "10249"
-    if host in ("", "0.0.0.0"):
-        host = "127.0.0.1"
-    elif host == "::":
-        host = "::1"
-    if not 0 < int(port) < 65536:
-        raise ValueError("port %s is out of range" % port)
-    return "http://%s:%s/proxyMode" % ("[%s]" % host if ":" in host else host, port)
-
-
-def virtual_servers(ipvsadm_output: str) -> List[str]:
-    """'TCP 10.43.0.1:443 rr' for each virtual server of `ipvsadm -Ln`."""
-    servers = []
-    for line in ipvsadm_output.splitlines():
-        found = _VIRTUAL.match(line.strip())
-        if found:
-            servers.append(" ".join(found.groups()))
-    return servers
-
-
-def kubernetes_service(service_cluster_ip_range: str, port: int) -> str:
-    """The `kubernetes` service's address: the first address of the service range (10.43.0.1:443 by default)."""
-    network = ipaddress.ip_network(service_cluster_ip_range.split(",", 1)[0].strip(), strict=False)
-    first = network.network_address + 1
-    return ("[%s]:%d" if first.version == 6 else "%s:%d") % (first, port)
-
-
-def _log_reasons(log: Dict[str, object]) -> List[str]:
-    found = []
-    if log["missing_modules"]:
-        found.append("kernel modules not loaded: %s" % ", ".join(log["missing_modules"]))
-    if log["ipset_problem"]:
-        found.append("ipset: %s" % log["ipset_problem"])
-    found.extend(log.get("reasons") or [])
-    return found
-
-
-def problems(expected: str, facts: Dict[str, object]) -> List[str]:
-    """What stands between the node and kube-proxy in the expected mode, in words for the operator.
-
-    The mode is what /proxyMode answers; only when it gives no answer (kube-proxy down, or its metrics server off)
-    does the log decide. The log gives the reasons either way. Then, for IPVS, kube-ipvs0 and the kubernetes service.
-    """
-    container = facts["container"]
-    log = facts["log"]
-    if not container["exists"]:
-        return ["no kube-proxy container (has rke up run on this node?)"]
-    found = []
-    if not container["running"]:
-        found.append("the kube-proxy container is not running (status %s, %d restarts)" % (container["status"], container["restart_count"]))
-    answered = facts["proxy_mode"]
-    mode = answered if answered is not None else log["mode"]
-    reasons = _log_reasons(log) if expected == "ipvs" else []
-    if mode != expected:
-        if answered is None and mode == "refused":
-            found.append("kube-proxy refused IPVS mode and exits (Kubernetes 1.26 and later do not fall back to iptables)")
-        elif mode == "iptables" and expected == "ipvs" and (log["fallback_lines"] or reasons):
-            found.append("kube-proxy fell back to iptables")
-        elif mode == "none" and not log.get("start_lines"):
-            found.append("kube-proxy has logged nothing since its start (or those lines were rotated away)")
-        elif mode == "none":
-            found.append("kube-proxy's log since its start does not say which proxier it uses (not yet, or rotated away)")
-        elif answered is None:
-            found.append("kube-proxy's log says it uses the %s proxier" % mode)
-        else:
-            found.append("kube-proxy runs in %s mode" % mode)
-        found.extend(reasons)
-    if answered is None and facts.get("proxy_mode_url"):
-        found.append("%s gives no answer (%s)" % (facts["proxy_mode_url"], facts["proxy_mode_error"]))
-    elif answered is not None and answered != expected:
-        found.append("%s answers %s" % (facts["proxy_mode_url"], answered))
-    # A lead when nothing above says why.
-    if found and not (mode != expected and reasons) and log.get("recent_errors"):
-        found.append("kube-proxy's last error: %s" % log["recent_errors"][-1])
-    if expected == "ipvs":
-        if not facts["kube_ipvs0"]:
-            found.append("no kube-ipvs0 interface")
-        if not facts["service_listed"]:
-            found.append("ipvsadm -Ln does not list the kubernetes service %s" % facts["kubernetes_service"])
-    return found
-
-
-# --- The data path and the other mode's leftovers (issue 12) -------------------------------------------------------
-
-
-def split_address(address: str) -> Tuple[str, int]:
-    """("10.43.0.1", 443) from "10.43.0.1:443", ("fd00::1", 443) from "[fd00::1]:443"."""
-    host, _sep, port = address.rpartition(":")
-    return host.strip("[]"), int(port)
-
-
-def data_path_problems(data_path: Dict[str, object]) -> List[str]:
-    """No answer from the kubernetes service, in words naming the address."""
-    if not data_path.get("checked") or data_path.get("answered"):
-        return []
-    return ["the kubernetes service %s did not answer from this node (%s)" % (data_path["address"], data_path.get("error") or "no reason given")]
-
-
-def leftovers_summary(found: Dict[str, object]) -> str:
-    """'filter: 3 rules; nat: 2 chains, 1 rule; 16 ipsets' from a kube_proxy_leftovers finding."""
-
-    def items(number: int, word: str) -> str:
-        return "%d %s%s" % (number, word, "" if number == 1 else "s")
-
-    parts = []
-    for table in sorted(found.get("iptables") or {}):
-        content = found["iptables"][table]
-        what = [items(len(content.get(key) or []), key[:-1]) for key in ("chains", "rules") if content.get(key)]
-        if what:
-            parts.append("%s: %s" % (table, ", ".join(what)))
-    for key, word in (("ipsets", "ipset"), ("ipvs_services", "IPVS virtual server"), ("interfaces", "interface")):
-        if found.get(key):
-            parts.append("%s (%s)" % (items(len(found[key]), word), ", ".join(found[key][:3]) + (", ..." if len(found[key]) > 3 else "")))
-    return "; ".join(parts)
-
-
-def leftover_problems(leftovers: Dict[str, object], policy: str) -> List[str]:
-    """The other mode's leftovers as a problem (policy 'problem'), or none ('report', 'skip')."""
-    if policy != "problem" or not leftovers.get("checked"):
-        if policy == "problem" and leftovers.get("error"):
-            return ["the leftovers of the other proxy mode could not be read: %s" % leftovers["error"]]
-        return []
-    if not leftovers.get("count"):
-        return []
-    return [
-        "%d leftovers of %s mode (%s); the module rkeops.ipvs.kube_proxy_leftovers removes them"
-        % (leftovers["count"], leftovers["mode"], leftovers_summary(leftovers.get("found") or {}))
-    ]

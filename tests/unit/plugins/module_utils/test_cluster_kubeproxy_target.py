@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from ansible_collections.rkeops.ipvs.plugins.module_utils._cluster_kubeproxy_request import build_request
+from ansible_collections.rkeops.ipvs.plugins.module_utils._cluster_kubeproxy_stanza import Stanza
+from ansible_collections.rkeops.ipvs.plugins.module_utils._cluster_kubeproxy_target import DELETE, bind_target, same_flag, target
 from ansible_collections.rkeops.ipvs.plugins.module_utils._cluster_yml import ClusterYml
-from ansible_collections.rkeops.ipvs.plugins.module_utils._kubeproxy_request import build_request
-from ansible_collections.rkeops.ipvs.plugins.module_utils._kubeproxy_stanza import Stanza
-from ansible_collections.rkeops.ipvs.plugins.module_utils._kubeproxy_target import DELETE, bind_target, same_flag, target
 
 
 def target_of(stanza_lines, **params):

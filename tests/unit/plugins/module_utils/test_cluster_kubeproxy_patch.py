@@ -9,7 +9,7 @@ import yaml
 from ruamel.yaml import YAML
 from ruamel.yaml.constructor import DuplicateKeyError
 
-from ansible_collections.rkeops.ipvs.plugins.module_utils._kubeproxy import build_request, patch
+from ansible_collections.rkeops.ipvs.plugins.module_utils._cluster_kubeproxy_patch import build_request, patch
 from ansible_collections.rkeops.ipvs.plugins.module_utils._yamltext import YamlEditError
 
 from helpers import corpus_files, extra_args, kubeproxy, outside_stanza, rke_view

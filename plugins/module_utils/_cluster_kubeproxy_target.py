@@ -4,14 +4,14 @@
 """What ``services.kubeproxy`` should hold after a request: extra_args, extra_binds and the Windows guard.
 
 Private to the collection: plain functions over a Stanza (what the file holds) and a request (what the
-options ask), testable without Ansible. Nothing here knows where lines are; ``_kubeproxy.patch`` hands the
-result to the YAML editor.
+options ask), testable without Ansible. Nothing here knows where lines are; ``_cluster_kubeproxy_patch.patch``
+hands the result to the YAML editor.
 """
 
 from collections import OrderedDict
 from typing import Optional
 
-from ansible_collections.rkeops.ipvs.plugins.module_utils._kubeproxy_stanza import Stanza
+from ansible_collections.rkeops.ipvs.plugins.module_utils._cluster_kubeproxy_stanza import Stanza
 from ansible_collections.rkeops.ipvs.plugins.module_utils._yamledit import DELETE
 from ansible_collections.rkeops.ipvs.plugins.module_utils._yamltext import MappingNode
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.rkeops.ipvs.plugins.module_utils._kubeproxy import SCHEDULERS as REEXPORTED
-from ansible_collections.rkeops.ipvs.plugins.module_utils._kubeproxy_request import (
+from ansible_collections.rkeops.ipvs.plugins.module_utils._cluster_kubeproxy_patch import SCHEDULERS as REEXPORTED
+from ansible_collections.rkeops.ipvs.plugins.module_utils._cluster_kubeproxy_request import (
     SCHEDULERS,
     RequestError,
     build_request,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.rkeops.ipvs.plugins.module_utils._kubeproxy import build_request, patch
+from ansible_collections.rkeops.ipvs.plugins.module_utils._cluster_kubeproxy_patch import build_request, patch
 
 from helpers import extra_args, kubeproxy, outside_stanza, rke_view
 
