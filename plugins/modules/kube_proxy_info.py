@@ -30,6 +30,8 @@ description:
   - The other mode's leftovers (O(leftovers)) - what the mode kube-proxy does not run in now left behind (iptables
     chains and rules, KUBE-* ipsets, IPVS virtual servers, C(kube-ipvs0)), found as M(rkeops.ipvs.kube_proxy_leftovers)
     finds them (read only here; that module removes them).
+  - It says what to do about a kube-proxy that is not in O(expected_mode) (RV(running_mode), RV(needs_restart)), so
+    that a play only acts on it.
   - It never changes anything; retry it with C(until) while kube-proxy restarts.
 author:
   - rkeops.ipvs maintainers (@rkeops)
@@ -224,6 +226,31 @@ running_ok:
       waits on this rather than on RV(ok).
   returned: always
   type: bool
+running_mode:
+  description:
+    - The mode kube-proxy runs in, as judged here. What C(/proxyMode) answered (V(ipvs), V(iptables), or another
+      mode it names), which is the authority; without an answer, the log's RV(log.mode) when it is V(ipvs),
+      V(iptables) or V(refused) (Kubernetes 1.26 and later exit rather than fall back); else V(unknown) (no
+      container, or kube-proxy has not said yet).
+  returned: always
+  type: str
+  sample: iptables
+needs_restart:
+  description:
+    - Whether restarting the container (C(docker restart)) is what kube-proxy needs to reach O(expected_mode). It
+      picks its proxier only when it starts, so a container that exists and runs in another mode, refused the mode,
+      or is stopped, needs one.
+    - No container is rke's to deploy, and a mode not yet known is no reason (RV(decided) is false then); a restart
+      does not remove leftovers nor open the data path, so those are no reason either.
+  returned: always
+  type: bool
+decided:
+  description:
+    - Whether this reading is enough to decide RV(needs_restart) - the container is missing, or RV(running_mode) is
+      known. A kube-proxy just recreated by C(rke up) may not have said its mode yet; a retry loop before a restart
+      waits on this.
+  returned: always
+  type: bool
 data_path:
   description: The TCP connection from the node to the C(kubernetes) service.
   returned: always
@@ -274,21 +301,11 @@ from typing import Dict, Optional, Tuple
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.urls import open_url
 
-from ansible_collections.rkeops.ipvs.plugins.module_utils._kmod import C_LOCALE
-from ansible_collections.rkeops.ipvs.plugins.module_utils._kubeproxy_status import (
-    data_path_problems,
-    kubernetes_service,
-    leftover_problems,
-    log_since,
-    metrics_url,
-    problems,
-    read_log,
-    recent_errors,
-    split_address,
-    split_docker_log,
-    virtual_servers,
-)
-from ansible_collections.rkeops.ipvs.plugins.module_utils._leftovers import gather
+from ansible_collections.rkeops.ipvs.plugins.module_utils._kube_proxy_log import log_since, read_log, recent_errors, split_docker_log
+from ansible_collections.rkeops.ipvs.plugins.module_utils._kube_proxy_probes import kubernetes_service, metrics_url, split_address, virtual_servers
+from ansible_collections.rkeops.ipvs.plugins.module_utils._kube_proxy_verdict import data_path_problems, leftover_problems, problems
+from ansible_collections.rkeops.ipvs.plugins.module_utils._leftovers_node import gather
+from ansible_collections.rkeops.ipvs.plugins.module_utils._node_commands import C_LOCALE
 
 
 def inspect_container(module: AnsibleModule, docker: Optional[str], name: str) -> Dict[str, object]:
@@ -382,6 +399,21 @@ def read_leftovers(module: AnsibleModule, running_mode: Optional[str], policy: s
     return result
 
 
+def judge_mode(proxy_mode: Optional[str], log_mode: str) -> str:
+    """The mode kube-proxy runs in: /proxyMode's answer when it gave one, else what its log says, else unknown."""
+    if proxy_mode:
+        return proxy_mode
+    return log_mode if log_mode in ("ipvs", "iptables", "refused") else "unknown"
+
+
+def needs_restart(expected: str, running_ok: bool, container: Dict[str, object], running_mode: str) -> bool:
+    """A container that exists and runs in the other mode, refused the mode, or is stopped: kube-proxy picks its
+    proxier only when it starts. No container is rke's to deploy; a mode not yet known is no reason."""
+    if running_ok or not container["exists"]:
+        return False
+    return running_mode not in ("unknown", expected) or not container["running"]
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -410,7 +442,9 @@ def main():
             msg="metrics_address: %s; give kube-proxy's metrics-bind-address as host:port (for example 127.0.0.1:10249), "
             "or an empty string when its metrics server is turned off" % exc
         )
-    docker = module.get_bin_path("docker", opt_dirs=["/usr/bin", "/usr/local/bin"])
+    # Found on PATH, as Ansible finds tools; /usr/local/bin only when PATH lacks it (EL's sudo secure_path has no
+    # /usr/local/bin, where docker's static binaries go).
+    docker = module.get_bin_path("docker") or module.get_bin_path("docker", opt_dirs=["/usr/local/bin"])
     container = inspect_container(module, docker, params["container"])
     since = log_since(container["started_at"], container["finished_at"])
     start_text, start_lines, log_error, tail_text = "", 0, "", ""
@@ -427,7 +461,8 @@ def main():
             proxy_mode = open_url(url, timeout=3, use_proxy=False).read().decode("utf-8", "replace").strip()
         except Exception as exc:  # noqa: BLE001 - any failure to answer is reported, not raised
             proxy_error = str(exc)
-    ipvsadm = module.get_bin_path("ipvsadm", opt_dirs=["/usr/sbin", "/sbin"])
+    # PATH, then the sbin directories (get_bin_path adds them).
+    ipvsadm = module.get_bin_path("ipvsadm")
     servers = []
     if ipvsadm:
         rc, out, _err = module.run_command([ipvsadm, "-Ln"], environ_update=C_LOCALE)
@@ -443,14 +478,26 @@ def main():
         kubernetes_service=service,
         service_listed=any(server.split()[1] == service for server in servers),
     )
-    running_mode = proxy_mode if proxy_mode in ("ipvs", "iptables") else log["mode"]
+    # The leftovers are judged against a mode kube-proxy runs a proxier in: /proxyMode's ipvs or iptables, else the
+    # log's.
+    leftovers_mode = proxy_mode if proxy_mode in ("ipvs", "iptables") else log["mode"]
     facts["data_path"] = (
         probe_data_path(service, params["data_path_timeout"]) if params["data_path"] else dict(checked=False, address=service, answered=None, error="")
     )
-    facts["leftovers"] = read_leftovers(module, running_mode if running_mode in ("ipvs", "iptables") else None, params["leftovers"])
+    facts["leftovers"] = read_leftovers(module, leftovers_mode if leftovers_mode in ("ipvs", "iptables") else None, params["leftovers"])
     running = problems(params["expected_mode"], facts) + data_path_problems(facts["data_path"])
     found = running + leftover_problems(facts["leftovers"], params["leftovers"])
-    module.exit_json(changed=False, ok=not found, running_ok=not running, problems=found, **facts)
+    running_mode = judge_mode(proxy_mode, log["mode"])
+    module.exit_json(
+        changed=False,
+        ok=not found,
+        running_ok=not running,
+        problems=found,
+        running_mode=running_mode,
+        needs_restart=needs_restart(params["expected_mode"], not running, container, running_mode),
+        decided=running_mode != "unknown" or not container["exists"],
+        **facts,
+    )
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -38,11 +37,11 @@ from ansible.release import __version__ as ANSIBLE_CORE
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "lab"))
+import ansible_cli  # noqa: E402
 import lab  # noqa: E402
 from labcluster import SUCCESS, Cluster, write_cluster_yml  # noqa: E402
 
 PYENV = Path(os.environ.get("PYENV_VERSIONS", Path.home() / ".pyenv" / "versions"))
-ANSIBLE_PLAYBOOK = shutil.which("ansible-playbook", path=os.path.dirname(sys.executable))
 SUITE = "bookworm"
 # What the play must find in the node's Python: ansible_python_interpreter set, not discovered.
 WANTED = (3, 6)
@@ -99,7 +98,7 @@ PLAY_BEFORE = """\
     - name: Write what the test checks
       ansible.builtin.copy:
         content: "{{ {'core': ansible_version.full, 'python': ansible_facts.python, 'before': __before,
-                      'report': prereqs_report} | to_nice_json }}"
+                      'report': prereqs_result} | to_nice_json }}"
         dest: "{{ result_file }}"
         mode: "0644"
       delegate_to: localhost
@@ -194,25 +193,17 @@ def run_playbook(cluster: Cluster, text: str, name: str) -> dict:
     (cluster.work / "inventory.json").write_text(json.dumps(inventory))
     result = cluster.work / f"{name}.json"
     result.unlink(missing_ok=True)
-    env = dict(
-        os.environ,
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_PIPELINING="1",
-        ANSIBLE_RETRY_FILES_ENABLED="0",
-        ANSIBLE_CALLBACK_RESULT_FORMAT="yaml",
-        ANSIBLE_COLLECTIONS_PATH=str(ROOT / "build" / "collections"),
-        # The connection and become timeout (10 s by default): under software emulation, with other VMs on the
-        # same cores, sudo on the VM took longer than that to answer.
-        ANSIBLE_TIMEOUT="120",
-    )
     started = time.monotonic()
-    done = subprocess.run(
-        [ANSIBLE_PLAYBOOK, "-i", "inventory.json", "-e", f"result_file={result}", f"{name}.yml"],
-        capture_output=True,
-        text=True,
-        env=env,
+    done = ansible_cli.run(
+        "-i",
+        "inventory.json",
+        "-e",
+        f"result_file={result}",
+        f"{name}.yml",
+        # The connection and become timeout (10 s by default, 60 s in ansible_cli.ENV): under software emulation,
+        # with other VMs on the same cores, sudo on the VM took longer than 10 s to answer; this run allows 120 s.
+        env={"ANSIBLE_TIMEOUT": "120"},
         cwd=cluster.work,
-        check=False,
         timeout=1800,
     )
     TIMES[name] = time.monotonic() - started

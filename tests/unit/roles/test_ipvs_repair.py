@@ -3,6 +3,7 @@
 What it proves: kube-proxy is restarted on exactly the nodes not in the expected mode, one batch at a time (serial),
 each waited for until it reaches the mode; check mode restarts nothing and names the node; a node whose kube-proxy
 does not reach the mode stops the run before the next batch; prepare's reading is reused when rke up did not run.
+It needs no root: each node's fake docker comes first on PATH, where kube_proxy_info and the restart look for docker.
 The direction tested is iptables (disable): the IPVS direction also needs kube-ipvs0 and ipvsadm on the host, which
 the end-to-end tests (tests/e2e/test_admin_host.py) cover on the lab VMs.
 """
@@ -10,9 +11,7 @@ the end-to-end tests (tests/e2e/test_admin_host.py) cover on the lab VMs.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
+import re
 import sys
 import textwrap
 from pathlib import Path
@@ -20,7 +19,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
-ANSIBLE_PLAYBOOK = shutil.which("ansible-playbook", path=os.path.dirname(sys.executable)) or shutil.which("ansible-playbook")
+sys.path.insert(0, str(ROOT / "tests" / "lab"))
+import ansible_cli  # noqa: E402
 
 # docker's semantics kube_proxy_info reads: inspect gives State.StartedAt, logs gives the lines with --timestamps;
 # restart starts the container again (a new StartedAt), and kube-proxy then logs the proxier it picks.
@@ -30,6 +30,8 @@ node = os.environ["FAKE_NODE"]
 with open(os.path.join(node, "state.json")) as handle:
     state = json.load(handle)
 args = sys.argv[1:]
+with open(os.path.join(node, "calls"), "a") as handle:
+    handle.write(" ".join(args) + "\n")
 if args[0] == "inspect":
     print(json.dumps([{"RestartCount": 0, "State": {"Status": "running", "Running": True, "Restarting": False,
         "StartedAt": "2026-12-06T14:%02d:00.000000000Z" % state["starts"], "FinishedAt": "0001-01-01T00:00:00Z"}}]))
@@ -37,8 +39,6 @@ elif args[0] == "logs":
     line = '"Using %s Proxier"' % state["mode"]
     print("2026-12-06T14:%02d:00.100000000Z I1206 14:%02d:00.100000       1 server_others.go:212] %s" % (state["starts"], state["starts"], line))
 elif args[0] == "restart":
-    with open(os.path.join(node, "calls"), "a") as handle:
-        handle.write("restart %s\n" % args[1])
     state["starts"] += 1
     state["mode"] = state["mode_after_restart"]
     with open(os.path.join(node, "state.json"), "w") as handle:
@@ -51,8 +51,6 @@ else:
 
 @pytest.fixture
 def lab(tmp_path):
-    if not os.path.exists("/usr/bin/docker"):
-        pytest.fail("the fake docker is bound over /usr/bin/docker, which must exist (make setup installs docker.io)")
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     docker = bin_dir / "docker"
@@ -68,14 +66,9 @@ def lab(tmp_path):
         node = tmp_path / name
         node.mkdir()
         python = node / "python"
-        # Each "node" is this machine with its own fake docker state, chosen by the interpreter Ansible runs.
-        # The fake comes first on PATH (docker restart); kube_proxy_info looks in /usr/bin before PATH, so the fake is
-        # also bound over /usr/bin/docker in a
-        # mount namespace of the module's own (unshare: private propagation, the host's docker is untouched; root).
-        python.write_text(
-            '#!/bin/sh\nFAKE_NODE=%s PATH=%s:$PATH exec unshare --mount sh -c \'mount --bind "$0" /usr/bin/docker && exec "$@"\' %s %s "$@"\n'
-            % (node, bin_dir, docker, sys.executable)
-        )
+        # Each "node" is this machine with its own fake docker state, chosen by the interpreter Ansible runs; the
+        # fake comes first on PATH, where the modules look for docker.
+        python.write_text('#!/bin/sh\nFAKE_NODE=%s PATH=%s:$PATH exec %s "$@"\n' % (node, bin_dir, sys.executable))
         python.chmod(0o755)
         hosts.append("        %s: {ansible_connection: local, ansible_python_interpreter: %s}" % (name, python))
     (tmp_path / "inventory.yml").write_text(
@@ -89,9 +82,13 @@ def set_node(lab: Path, name: str, mode: str, after: str = "iptables") -> None:
     (lab / name / "state.json").write_text(json.dumps(dict(mode=mode, mode_after_restart=after, starts=1)))
 
 
-def restarts(lab: Path, name: str) -> int:
+def docker_calls(lab: Path, name: str) -> list:
     calls = lab / name / "calls"
-    return len(calls.read_text().splitlines()) if calls.exists() else 0
+    return calls.read_text().splitlines() if calls.exists() else []
+
+
+def restarts(lab: Path, name: str) -> int:
+    return docker_calls(lab, name).count("restart kube-proxy")
 
 
 def repair(lab: Path, *args: str, batch: str = "1", extra_play: str = ""):
@@ -118,15 +115,16 @@ def repair(lab: Path, *args: str, batch: str = "1", extra_play: str = ""):
             % (lab / "cluster.yml")
         )
     )
-    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_RETRY_FILES_ENABLED="0", ANSIBLE_LOCALHOST_WARNING="0")
-    env.setdefault("ANSIBLE_COLLECTIONS_PATH", str(ROOT / "build" / "collections"))
-    return subprocess.run(
-        [ANSIBLE_PLAYBOOK, "-i", str(lab / "inventory.yml"), str(lab / "site.yml"), "-e", "ipvs_repair_batch=%s" % batch, *args],
-        capture_output=True,
-        text=True,
-        env=env,
+    return ansible_cli.run(
+        "-i",
+        lab / "inventory.yml",
+        lab / "site.yml",
+        "-e",
+        "ipvs_repair_batch=%s" % batch,
+        *args,
+        # The tests match the role's messages on one line each, as JSON strings.
+        result_format="json",
         cwd=lab,
-        check=False,
         # A guard against a hang, not a time limit: make test runs this lane niced beside emulated VMs (tests/lanes.py).
         timeout=900,
     )
@@ -181,11 +179,91 @@ def test_prepares_reading_in_ipvs_mode_is_not_taken_for_the_iptables_direction(l
           tasks:
             - name: Facts
               ansible.builtin.set_fact:
-                ipvs_kube_proxy: {ok: true}
-                ipvs_switch: {rke_up: false}
+                ipvs_prepare_result: {ok: true, error: "", kube_proxy: {ok: true, running_mode: ipvs, needs_restart: false}}
+                ipvs_switch_result: {rke_up: false}
 
         """
     )
     done = repair(lab, extra_play=facts)
     assert done.returncode == 0, done.stdout[-3000:]
     assert [restarts(lab, name) for name in ("node1", "node2", "node3")] == [0, 1, 0], done.stdout[-6000:]
+
+
+@pytest.mark.parametrize(("rke_up", "reads"), [(False, False), (True, True)])
+def test_prepares_reading_in_the_mode_spares_a_reading_unless_rke_up_ran(lab, rke_up, reads):
+    # Towards IPVS, prepare found kube-proxy in the mode: without rke up since, that reading still holds and no node
+    # is read again (no module execution); after rke up, which may have recreated kube-proxy, every node is read.
+    for name in ("node1", "node2", "node3"):
+        set_node(lab, name, "ipvs")
+    facts = textwrap.dedent(
+        """\
+        - name: What prepare and switch left
+          hosts: all
+          gather_facts: false
+          tasks:
+            - name: Facts
+              ansible.builtin.set_fact:
+                ipvs_prepare_result: {ok: true, error: "", kube_proxy: {ok: true, running_mode: ipvs, needs_restart: false}}
+                ipvs_switch_result: {rke_up: %s}
+
+        """
+        % str(rke_up).lower()
+    )
+    done = repair(lab, "-e", "ipvs_expected_mode=ipvs", extra_play=facts)
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert [bool(docker_calls(lab, name)) for name in ("node1", "node2", "node3")] == [reads] * 3, done.stdout[-6000:]
+    assert [restarts(lab, name) for name in ("node1", "node2", "node3")] == [0, 0, 0]
+
+
+# repair, then verify, as the disable playbook runs them (in one run: verify reads what repair left).
+REPAIR_AND_VERIFY = """\
+- name: Restart kube-proxy where it is not in iptables mode
+  hosts: rke_nodes
+  gather_facts: false
+  tasks:
+    - name: Repair
+      ansible.builtin.include_role:
+        name: rkeops.ipvs.ipvs
+        tasks_from: repair
+      vars: &settings
+        ipvs_expected_mode: iptables
+        ipvs_cluster_yml: %s
+        ipvs_verify_retries: 1
+        ipvs_verify_delay: 1
+        # Nothing on this machine to connect to; its leftovers are read (read only), never counted as a problem.
+        ipvs_verify_data_path: false
+        ipvs_remove_leftovers: false
+
+- name: Verify every node
+  hosts: rke_nodes
+  gather_facts: false
+  tasks:
+    - name: Verify
+      ansible.builtin.include_role:
+        name: rkeops.ipvs.ipvs
+        tasks_from: verify
+      vars: *settings
+"""
+HEADER = r"node\s+proxy mode\s+virtual servers\s+verdict\s+leftovers\s+data path\s+problems"
+
+
+def test_verify_names_the_restarted_node_in_a_table_that_reads_as_one_in_json_and_yaml(lab):
+    set_node(lab, "node1", "iptables")
+    set_node(lab, "node2", "ipvs")
+    set_node(lab, "node3", "ipvs", after="ipvs")  # restarting does not help: verify names it
+    (lab / "disable.yml").write_text(REPAIR_AND_VERIFY % (lab / "cluster.yml"))
+    done = ansible_cli.run("-i", lab / "inventory.yml", lab / "disable.yml", result_format="json", cwd=lab, timeout=900)
+    assert done.returncode != 0  # node3
+    # JSON (the default): one string per line of the table, the header whole.
+    assert re.search(r'^\s+"%s",$' % HEADER, done.stdout, re.MULTILINE), done.stdout[-3000:]
+    assert re.search(r'^\s+"node1\s+-\s+0\s+OK\s', done.stdout, re.MULTILINE)
+    # repair stopped node3, so verify did not check it.
+    assert re.search(r'^\s+"node3\s+-\s+0\s+FAILED\s+-\s+-\s+unreachable or not checked",?$', done.stdout, re.MULTILINE)
+    assert '"kube-proxy restarted by repair on: node2, node3"' in done.stdout
+    assert "kube-proxy was restarted on node3 (it ran in ipvs mode) and is still not in iptables mode" in done.stdout
+    # YAML folds a list's long lines (the header broke at "data path"); the table is one literal block there.
+    yaml = ansible_cli.run("-i", lab / "inventory.yml", lab / "disable.yml", result_format="yaml", cwd=lab, timeout=900)
+    table = yaml.stdout.split("msg: |-\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert re.fullmatch(r"\s+%s" % HEADER, table[0]), yaml.stdout[-3000:]
+    assert [line.split()[:4] for line in table[1:4]] == [["node1", "-", "0", "OK"], ["node2", "-", "0", "OK"], ["node3", "-", "0", "FAILED"]]
+    assert [line.strip() for line in table[4:]] == ["kube-proxy restarted by repair on: node3"]  # node2's was the first run

@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -20,7 +18,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
-ANSIBLE_PLAYBOOK = shutil.which("ansible-playbook", path=os.path.dirname(sys.executable)) or shutil.which("ansible-playbook")
+sys.path.insert(0, str(ROOT / "tests" / "lab"))
+import ansible_cli  # noqa: E402
+
 SAMPLES = ROOT / "docs" / "research" / "samples"
 
 CLUSTER = """\
@@ -89,8 +89,8 @@ def switch(admin: Path, output: str, rc: int, *args: str):
     (admin / "rke-rc").write_text(str(rc))
     (admin / "inventory.yml").write_text(
         "all:\n  hosts:\n    localhost:\n      ansible_connection: local\n      ansible_python_interpreter: %s\n"
-        "  children:\n    rke_nodes:\n      hosts:\n        node1:\n          prereqs_report: {ipvs_ready: true}\n"
-        "          ipvs_kube_proxy: '{{ node_kube_proxy | default({}) }}'\n" % sys.executable
+        "  children:\n    rke_nodes:\n      hosts:\n        node1:\n"
+        "          ipvs_prepare_result: {ok: true, error: '', kube_proxy: '{{ node_kube_proxy | default({}) }}'}\n" % sys.executable
     )
     (admin / "site.yml").write_text(
         textwrap.dedent(
@@ -110,16 +110,14 @@ def switch(admin: Path, output: str, rc: int, *args: str):
             % (admin / "cluster.conf", admin / "bin" / "rke")
         )
     )
-    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_RETRY_FILES_ENABLED="0")
-    env.setdefault("ANSIBLE_COLLECTIONS_PATH", str(ROOT / "build" / "collections"))
-    env["ANSIBLE_LOCALHOST_WARNING"] = "0"
-    return subprocess.run(
-        [ANSIBLE_PLAYBOOK, "-i", str(admin / "inventory.yml"), str(admin / "site.yml"), *args],
-        capture_output=True,
-        text=True,
-        env=env,
+    return ansible_cli.run(
+        "-i",
+        admin / "inventory.yml",
+        admin / "site.yml",
+        *args,
+        # The tests match rke's messages on one line each, as JSON strings.
+        result_format="json",
         cwd=admin,
-        check=False,
         # A guard against a hang, not a time limit: make test runs this lane niced beside emulated VMs (tests/lanes.py).
         timeout=900,
     )

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -18,7 +16,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
-ANSIBLE_PLAYBOOK = shutil.which("ansible-playbook", path=os.path.dirname(sys.executable)) or shutil.which("ansible-playbook")
+sys.path.insert(0, str(ROOT / "tests" / "lab"))
+import ansible_cli  # noqa: E402
 
 FAKE_APT_GET = """\
 #!/bin/sh
@@ -69,16 +68,19 @@ def packages_step(node: Path, apt_lists: dict, update=(0, ""), install=(0, "")):
             """
         )
     )
-    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0")
-    env["PATH"] = "%s:%s" % (node / "bin", env["PATH"])
-    env.setdefault("ANSIBLE_COLLECTIONS_PATH", str(ROOT / "build" / "collections"))
-    done = subprocess.run(
-        [ANSIBLE_PLAYBOOK, "-i", "localhost,", "-c", "local", "-e", "ansible_python_interpreter=%s" % sys.executable, str(node / "site.yml")],
-        capture_output=True,
-        text=True,
-        env=env,
+    done = ansible_cli.run(
+        "-i",
+        "localhost,",
+        "-c",
+        "local",
+        "-e",
+        "ansible_python_interpreter=%s" % sys.executable,
+        node / "site.yml",
+        # The fake apt-get first on PATH.
+        env={"PATH": "%s:%s" % (node / "bin", os.environ["PATH"])},
+        # The tests match apt's messages on one line each, as JSON strings.
+        result_format="json",
         cwd=node,
-        check=False,
         # A guard against a hang, not a time limit: make test runs this lane niced beside emulated VMs (tests/lanes.py).
         timeout=900,
     )

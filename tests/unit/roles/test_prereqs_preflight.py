@@ -28,7 +28,9 @@ import pytest
 from ansible.release import __version__ as ANSIBLE_CORE
 
 ROOT = Path(__file__).resolve().parents[3]
-ANSIBLE_PLAYBOOK = shutil.which("ansible-playbook", path=os.path.dirname(sys.executable)) or shutil.which("ansible-playbook")
+sys.path.insert(0, str(ROOT / "tests" / "lab"))
+import ansible_cli  # noqa: E402
+
 PYENV = Path(os.environ.get("PYENV_VERSIONS", Path.home() / ".pyenv" / "versions"))
 CORE = tuple(int(part) for part in ANSIBLE_CORE.split(".")[:2])
 
@@ -60,19 +62,23 @@ def playbook(tmp_path: Path, interpreter, extra_vars=None, path=None, collection
     """ansible-playbook of the preflight against this machine as `node`, with the given Python as the node's."""
     (tmp_path / "site.yml").write_text(PLAY)
     (tmp_path / "vars.json").write_text(json.dumps(extra_vars or {}))
-    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_RETRY_FILES_ENABLED="0", ANSIBLE_PIPELINING="1")
-    # The result as YAML: messages unescaped, as an operator reads them (2.16's default callback prints JSON).
-    env["ANSIBLE_CALLBACK_RESULT_FORMAT"] = "yaml"
-    env["ANSIBLE_COLLECTIONS_PATH"] = str(collections or ROOT / "build" / "collections")
-    if path is not None:
-        env["PATH"] = path
-    return subprocess.run(
-        [ANSIBLE_PLAYBOOK, "-i", "node,", "-c", "local", "-e", "ansible_python_interpreter=%s" % interpreter, "-e", "@vars.json", "site.yml"],
-        capture_output=True,
-        text=True,
-        env=env,
+    return ansible_cli.run(
+        "-i",
+        "node,",
+        "-c",
+        "local",
+        "-e",
+        "ansible_python_interpreter=%s" % interpreter,
+        "-e",
+        "@vars.json",
+        "site.yml",
+        env=None if path is None else {"PATH": path},
+        # The result as YAML: messages unescaped, as an operator reads them (2.16's default callback prints JSON);
+        # words() undoes its line folds.
+        result_format="yaml",
+        # The checkout's collection, or the one with a stand-in module, whatever the calling environment says.
+        collections=collections or ansible_cli.COLLECTIONS,
         cwd=tmp_path,
-        check=False,
         # A guard against a hang, not a time limit: make test runs this lane niced beside emulated VMs (tests/lanes.py).
         timeout=900,
     )
@@ -93,8 +99,10 @@ STOP = "Stop the node, saying what its Python lacks"
 
 @pytest.fixture(scope="module")
 def controller_ok():
-    if ANSIBLE_PLAYBOOK is None:
-        pytest.skip("no ansible-playbook beside %s" % sys.executable)
+    try:
+        ansible_cli.executable()
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
 
 
 # --- the node's Python ----------------------------------------------------------------------------------------

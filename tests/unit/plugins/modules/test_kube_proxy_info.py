@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.process import get_bin_path
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.rkeops.ipvs.plugins.modules import kube_proxy_info
@@ -375,7 +376,7 @@ def test_no_container(node, capsys):
     assert [call[0] for call in node.calls()] == ["inspect"]  # no log read
 
 
-# --- The data path and the other mode's leftovers (issue 12) ---------------------------------------------------------
+# --- The data path and the other mode's leftovers ------------------------------------------------------------------
 
 DUMPS = Path(__file__).resolve().parents[3] / "data" / "iptables-dumps"
 
@@ -483,3 +484,99 @@ def test_leftovers_that_cannot_be_read_are_named(node, capsys):
     assert result["problems"] == [
         "the leftovers of the other proxy mode could not be read: iptables-nft-save failed (rc 1): iptables-nft-save: permission denied (you must be root)"
     ]
+
+
+# --- What to do about it: the running mode and whether a restart helps ---------------------------------------------
+# The oracle is the rule a play restarting kube-proxy applies (kube-proxy picks its proxier only when it starts, so
+# only a restart changes it): restart a container that exists and is not in the expected mode by every account, when
+# it runs in a known other mode, refused the mode, or is stopped; never a missing container (rke's to deploy), never
+# for a mode not yet known; a reading decides once the container is missing or its mode is known.
+
+
+def in_mode(node):
+    pass  # the node's default: kube-proxy says ipvs and runs
+
+
+def stopped(node):
+    node.inspect = inspect(T0, finished=T0 + 60 * SECOND, status="exited")
+    node.proxy_mode = None
+
+
+def other_mode(node):
+    node.log = start_lines(T0, IPTABLES_LINE)
+    node.proxy_mode = "iptables"
+
+
+def metrics_off_log_says_iptables(node):
+    node.log = start_lines(T0, IPTABLES_LINE)
+    node.proxy_mode = None
+
+
+def refused_crash_loop(node):
+    node.log = start_lines(T0, REFUSED_1_28[0], flags=3) + [klog(T0 + SECOND // 5, *REFUSED_1_28[1])]
+    node.inspect = inspect(T0, finished=T0 + SECOND // 2, status="restarting", restarts=4)
+    node.proxy_mode = None
+
+
+def not_said_yet(node):
+    node.log = [klog(T0, "I", "server.go:846", '"Version info" version="v1.24.17"')]
+    node.proxy_mode = None
+
+
+def no_container(node):
+    node.inspect = None
+    node.proxy_mode = None
+
+
+def in_mode_with_leftovers(node):
+    node.log = start_lines(T0, IPVS_LINE)
+    node.iptables_save = (DUMPS / "09-iptables-nat-docker_kubernetes-36835.rules").read_text()
+
+
+def other_proxy_mode_answer(node):
+    # /proxyMode is the authority even on a mode this collection does not switch to (kube-proxy up to 1.25 had it).
+    node.log = start_lines(T0, IPVS_LINE)
+    node.proxy_mode = "userspace"
+
+
+@pytest.mark.parametrize(
+    ("scenario", "expected_mode", "running_mode", "restart", "decided"),
+    [
+        (in_mode, "ipvs", "ipvs", False, True),
+        (other_mode, "ipvs", "iptables", True, True),
+        (metrics_off_log_says_iptables, "iptables", "iptables", False, True),
+        (metrics_off_log_says_iptables, "ipvs", "iptables", True, True),
+        (refused_crash_loop, "ipvs", "refused", True, True),
+        (stopped, "ipvs", "ipvs", True, True),
+        (not_said_yet, "ipvs", "unknown", False, False),
+        (no_container, "ipvs", "unknown", False, True),
+        (in_mode_with_leftovers, "ipvs", "ipvs", False, True),
+        (other_proxy_mode_answer, "iptables", "userspace", True, True),
+    ],
+)
+def test_running_mode_and_whether_a_restart_helps(node, capsys, scenario, expected_mode, running_mode, restart, decided):
+    node.log = start_lines(T0, IPVS_LINE)
+    scenario(node)
+    result = run(node, capsys, expected_mode=expected_mode)
+    assert (result["running_mode"], result["needs_restart"], result["decided"]) == (running_mode, restart, decided), result["problems"]
+    if restart:
+        assert result["ok"] is False
+
+
+def test_docker_is_found_first_on_path(node, capsys, tmp_path, monkeypatch):
+    # As Ansible finds tools: a docker earlier on PATH wins over /usr/bin's (a test puts its fake there, no root).
+    def lookup(module, name, required=False, opt_dirs=None):
+        # AnsibleModule.get_bin_path's search, for docker only (the other tools stay out of this test).
+        if name != "docker":
+            return None
+        try:
+            return get_bin_path(name, opt_dirs=opt_dirs)
+        except ValueError:
+            return None
+
+    monkeypatch.setattr(AnsibleModule, "get_bin_path", lookup)
+    monkeypatch.setenv("PATH", "%s:/usr/local/bin:/usr/bin:/bin" % tmp_path)
+    node.log = start_lines(T0, IPVS_LINE)
+    result = run(node, capsys)
+    assert result["log"]["mode"] == "ipvs"
+    assert [call[0] for call in node.calls()][:1] == ["inspect"]  # the fake answered
