@@ -43,6 +43,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "lab"))
+import ansible_cli  # noqa: E402
 import lab  # noqa: E402
 
 BACKENDS = ("nft", "legacy")
@@ -173,7 +174,7 @@ def ping_seconds(ssh: list[str], inventory: Path, env: dict, runs: int) -> float
     """A whole execution of ansible.builtin.ping's payload on the node, best of `runs`: what any module costs there
     before it does anything."""
     timed(ssh, "rm -rf /home/lab/.ansible/tmp /root/.ansible/tmp")
-    done = subprocess.run(["ansible", "bench1", "-i", str(inventory), "-b", "-m", "ansible.builtin.ping"], capture_output=True, text=True, env=env, check=False)
+    done = ansible_cli.run("bench1", "-i", inventory, "-b", "-m", "ansible.builtin.ping", program="ansible", env=env)
     if done.returncode != 0:
         sys.exit("bench: ansible.builtin.ping failed:\n" + done.stdout[-2000:] + done.stderr[-2000:])
     kept = " ".join(f"{home}/.ansible/tmp/ansible-tmp-*/AnsiballZ_ping.py" for home in ("/home/lab", "/root"))
@@ -201,15 +202,11 @@ def main() -> None:
                 f"ansible_ssh_private_key_file={vm['identity_file']} ansible_python_interpreter=/usr/bin/python3 "
                 "ansible_ssh_common_args='-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null'\n"
             )
-            env = dict(
-                os.environ,
-                ANSIBLE_HOST_KEY_CHECKING="False",
-                ANSIBLE_KEEP_REMOTE_FILES="1",
-                ANSIBLE_PIPELINING="False",
-                ANSIBLE_NOCOLOR="1",
-                ANSIBLE_TIMEOUT="60",
-            )
-            env.setdefault("ANSIBLE_COLLECTIONS_PATH", str(ROOT / "build" / "collections"))
+            # Each module's payload (AnsiballZ_<module>.py) kept on the node, where the benchmark runs it again. Only an
+            # unpipelined run writes the payload there (pipelining feeds it to the node's python3 through ssh), and
+            # Ansible turns pipelining off when remote files are kept: said here, so that "through Ansible" is read
+            # as an unpipelined run.
+            env = {"ANSIBLE_KEEP_REMOTE_FILES": "True", "ANSIBLE_PIPELINING": "False"}
             lines = text.count("\n")
             rows = []
             for backend in args.backends:
@@ -218,13 +215,8 @@ def main() -> None:
                 # One module execution through Ansible, keeping its payload on the node to run it again there.
                 timed(ssh, "rm -rf /home/lab/.ansible/tmp /root/.ansible/tmp")
                 started = time.monotonic()
-                done = subprocess.run(
-                    ["ansible", "bench1", "-i", str(inventory), "-b", "-m", "rkeops.ipvs.kube_proxy_leftovers", "-a", f"current_mode=ipvs backend={backend}"],
-                    capture_output=True,
-                    text=True,
-                    env=env,
-                    check=False,
-                )
+                module_args = f"current_mode=ipvs backend={backend}"
+                done = ansible_cli.run("bench1", "-i", inventory, "-b", "-m", "rkeops.ipvs.kube_proxy_leftovers", "-a", module_args, program="ansible", env=env)
                 through_ansible = time.monotonic() - started
                 if done.returncode != 0 or "CHANGED" not in done.stdout:
                     sys.exit("bench: the module did not remove the rules:\n" + done.stdout[-3000:] + done.stderr[-2000:])

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import json
-import os
 import shlex
 import subprocess
 import sys
@@ -34,6 +33,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "tests" / "lab"))
+import ansible_cli  # noqa: E402
 import lab  # noqa: E402
 
 MODULES = ["ip_vs", "ip_vs_rr", "ip_vs_wrr", "ip_vs_sh", "nf_conntrack"]
@@ -96,10 +96,8 @@ def inventory(vms: list[dict], path: Path) -> None:
 def playbook(work: Path, vms: list[dict], ssh_log: Path) -> float:
     inv = work / f"inventory-{len(vms)}.json"
     inventory(vms, inv)
-    env = dict(os.environ, ANSIBLE_PIPELINING="1", **lab.ssh_counter_env(work, ssh_log))
-    env.setdefault("ANSIBLE_COLLECTIONS_PATH", str(ROOT / "build" / "collections"))
     started = time.monotonic()
-    done = subprocess.run(["ansible-playbook", "-i", str(inv), str(work / "site.yml")], capture_output=True, text=True, env=env, check=False)
+    done = ansible_cli.run("-i", inv, work / "site.yml", env=lab.ssh_counter_env(work, ssh_log))
     elapsed = time.monotonic() - started
     if done.returncode != 0:
         sys.exit("ansible-playbook failed:\n" + done.stdout[-3000:])

@@ -21,6 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "lab"))
+import ansible_cli  # noqa: E402
 from labcluster import NODES, STAND_INS, digest  # noqa: E402
 
 
@@ -105,7 +106,7 @@ def test_a_held_lock_refuses_enable_naming_the_holder(cluster):
     lock = cluster.work / "cluster.rkeops-ipvs.lock"
     # A background holder: another run in progress on this admin host.
     holder = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, os.environ.get("ANSIBLE_COLLECTIONS_PATH", str(ROOT / "build" / "collections")).split(":")[0], str(lock)],
+        [sys.executable, "-c", HOLDER, ansible_cli.environment()["ANSIBLE_COLLECTIONS_PATH"].split(":")[0], str(lock)],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -130,10 +131,9 @@ def test_two_enables_at_once_one_is_refused_naming_the_other(cluster):
     cluster.ensure_ipvs()
     lock = cluster.work / "cluster.rkeops-ipvs.lock"
     before = cluster.backup_files()
-    env = dict(os.environ, ANSIBLE_HOST_KEY_CHECKING="False", ANSIBLE_PIPELINING="True", ANSIBLE_NOCOLOR="1", ANSIBLE_PYTHON_INTERPRETER="auto_silent")
-    env.setdefault("ANSIBLE_COLLECTIONS_PATH", str(ROOT / "build" / "collections"))
-    cmd = ["ansible-playbook", "rkeops.ipvs.enable", "-i", str(cluster.inventory), "-e", f"ipvs_cluster_yml={cluster.cluster_yml}"]
-    cmd += ["-e", f"ipvs_rke={STAND_INS / 'rke'}", "-e", "ipvs_force_rke_up=true"]
+    # Two runs at once, so started here rather than by Cluster.playbook, with the same command and environment.
+    cmd = ansible_cli.command(*cluster.playbook_args("enable", "-e", "ipvs_force_rke_up=true"))
+    env = ansible_cli.environment(result_format="json")
     runs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=cluster.work) for _attempt in range(2)]
     outs = [run.communicate(timeout=900)[0] for run in runs]
     codes = [run.returncode for run in runs]

@@ -13,6 +13,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import ansible_cli
 import lab
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,29 +76,19 @@ class Cluster:
     def backup_files(self) -> set[str]:
         return {p.name for p in self.backups.iterdir()} if self.backups.exists() else set()
 
-    def playbook(self, name: str, *args: str, ssh_log: Path | None = None, stream: bool = False) -> tuple[subprocess.CompletedProcess, float]:
-        """Run rkeops.ipvs.<name> (or the playbook file `name`) against the cluster through the rke_cluster inventory
-        plugin; (result, seconds)."""
-        env = dict(
-            os.environ,
-            ANSIBLE_HOST_KEY_CHECKING="False",
-            ANSIBLE_PIPELINING="True",
-            ANSIBLE_INVENTORY_UNPARSED_FAILED="True",
-            ANSIBLE_NOCOLOR="1",
-            # JSON keeps each message on one line for the tests; YAML reads better on a terminal.
-            ANSIBLE_CALLBACK_RESULT_FORMAT="yaml" if stream else "json",
-            ANSIBLE_PYTHON_INTERPRETER="auto_silent",
-            # The connection and become timeout (10 s by default): make test runs other VMs beside this cluster.
-            ANSIBLE_TIMEOUT="60",
-        )
-        env.setdefault("ANSIBLE_COLLECTIONS_PATH", str(ROOT / "build" / "collections"))
-        if ssh_log is not None:
-            env.update(lab.ssh_counter_env(self.work, ssh_log))
+    def playbook_args(self, name: str, *args: str) -> list[str]:
+        """ansible-playbook's arguments for rkeops.ipvs.<name> (or the playbook file `name`) against the cluster,
+        through the rke_cluster inventory plugin, with the rke stand-in."""
         playbook = name if name.endswith(".yml") else f"rkeops.ipvs.{name}"
-        cmd = ["ansible-playbook", playbook, "-i", str(self.inventory)]
-        cmd += ["-e", f"ipvs_cluster_yml={self.cluster_yml}", "-e", f"ipvs_rke={STAND_INS / 'rke'}", *args]
+        return [playbook, "-i", str(self.inventory), "-e", f"ipvs_cluster_yml={self.cluster_yml}", "-e", f"ipvs_rke={STAND_INS / 'rke'}", *args]
+
+    def playbook(self, name: str, *args: str, ssh_log: Path | None = None, stream: bool = False) -> tuple[subprocess.CompletedProcess, float]:
+        """Run rkeops.ipvs.<name> (or the playbook file `name`) against the cluster; (result, seconds). stream=True
+        (make demo) prints the play as it runs, in Ansible's default result format, as an operator sees it."""
+        env = lab.ssh_counter_env(self.work, ssh_log) if ssh_log is not None else None
         started = time.monotonic()
-        done = subprocess.run(cmd, capture_output=not stream, text=True, env=env, cwd=self.work, check=False)
+        # The tests read messages and verify's table on one line each, as JSON strings (tests/e2e/datapath.py).
+        done = ansible_cli.run(*self.playbook_args(name, *args), env=env, result_format=None if stream else "json", cwd=self.work, stream=stream)
         elapsed = time.monotonic() - started
         if not stream:
             (self.work / f"last-{Path(name).stem}.log").write_text(done.stdout + done.stderr)

@@ -22,6 +22,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "lab"))
+import ansible_cli  # noqa: E402
 import lab  # noqa: E402
 
 DUMPS = {dump.name[:2]: dump for dump in sorted((ROOT / "tests" / "data" / "iptables-dumps").glob("*.rules"))}
@@ -154,11 +155,7 @@ def _results():
                 setup = restore(DUMPS[legacy], "legacy") + "\n" + restore(DUMPS[nft], "nft") + (IPVS_STATE if ipvs_state else "")
                 pairs.append({"name": name, "mode": RUN_AS[mode_of(DUMPS[legacy])], "setup": setup})
             extra = {"leftovers_pairs": pairs, "leftovers_results": str(work / "results.json")}
-            env = dict(os.environ, ANSIBLE_HOST_KEY_CHECKING="False", ANSIBLE_PIPELINING="True", ANSIBLE_NOCOLOR="1", ANSIBLE_TIMEOUT="60")
-            env.setdefault("ANSIBLE_COLLECTIONS_PATH", str(ROOT / "build" / "collections"))
-            done = subprocess.run(
-                ["ansible-playbook", str(PLAYBOOK), "-i", str(inventory), "-e", json.dumps(extra)], capture_output=True, text=True, env=env, check=False
-            )
+            done = ansible_cli.run(PLAYBOOK, "-i", inventory, "-e", json.dumps(extra))
             assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
             yield {case["name"]: case for case in json.loads((work / "results.json").read_text())}
         finally:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -18,7 +17,9 @@ from helpers import corpus_files, rke_view
 
 ROOT = Path(__file__).resolve().parents[4]
 # ansible-inventory of the interpreter running the tests (the project's virtual environment).
-ANSIBLE_INVENTORY = shutil.which("ansible-inventory", path=os.path.dirname(sys.executable)) or shutil.which("ansible-inventory")
+sys.path.insert(0, str(ROOT / "tests" / "lab"))
+import ansible_cli  # noqa: E402 - importable once tests/lab is on sys.path
+
 RKE_ROLES = {"etcd", "controlplane", "worker"}
 
 
@@ -209,9 +210,7 @@ def unwrap(value):
 
 
 def run_inventory(source, *args):
-    env = dict(os.environ, ANSIBLE_INVENTORY_UNPARSED_FAILED="true", ANSIBLE_NOCOLOR="1")
-    env.setdefault("ANSIBLE_COLLECTIONS_PATH", str(ROOT / "build" / "collections"))
-    return subprocess.run([ANSIBLE_INVENTORY, "-i", str(source), *args], capture_output=True, text=True, env=env, check=False)
+    return ansible_cli.run("-i", source, *args, program="ansible-inventory")
 
 
 def unwrapped(text):
