@@ -3,7 +3,7 @@
 For generated cluster.yml files of 10, 1,000 and 5,000 nodes, prints in one run the best-of-N time of
   - patch: what the module does with the text (parse with marks, plan, splice, read the result back), and
   - ruamel round trip: ruamel.yaml's round-trip load plus dump of the same text,
-and their ratio. Goal (issue 2): at 5,000 nodes, ratio <= 1.0 and patch under 1 s.
+and their ratio. Goal: at 5,000 nodes, ratio <= 1.0 and patch under 1 s.
 
 Run: make bench   (or: python bench/bench_cluster_kubeproxy.py [--repeat N])
 """

@@ -6,7 +6,7 @@ rke_cluster inventory plugin), brings it up in iptables mode, then measures in o
   - enable again (idempotent: no rke up);
   - verify alone, counting ssh invocations per node with a wrapper (pipelining: one per module execution,
     plus one for interpreter discovery).
-There is no goal to reach for these figures (issue 4 asks for them to be reported); fewer round trips is better.
+There is no goal to reach for these figures, only to report them; fewer round trips is better.
 
 Run: make bench-playbooks   (about 5 minutes)
 """

@@ -11,7 +11,7 @@ Between measurements every node is put back to its fresh state: packages purged,
 emptied and its lists marked stale, both modules-load.d files removed, the modules unloaded. A warm-up round
 (baseline and undo, not measured) comes first so that both sides start with the same disk caches.
 
-Goals (issue 3): converge <= 1.5x baseline; idempotent <= 0.5x converge; 2-3 nodes <= 1.3x 1 node (converge);
+Goals: converge <= 1.5x baseline; idempotent <= 0.5x converge; 2-3 nodes <= 1.3x 1 node (converge);
 module executions per node on an idempotent run <= 8. Each emulated VM keeps a host core busy, so on a 2-core
 machine the 3-node round is bounded by the host's CPU: the baseline's own ratio is printed beside the role's.
 

@@ -1,4 +1,4 @@
-"""End to end: the clean switch (issue 12) on the 2-node lab cluster - the other mode's leftovers removed, the data path
+"""End to end: the clean switch on the 2-node lab cluster - the other mode's leftovers removed, the data path
 proven, both in verify's table.
 
 The cluster is the session's (tests/e2e/conftest.py): two bookworm VMs, Kubernetes 1.24 semantics, the rke and

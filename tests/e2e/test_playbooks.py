@@ -111,7 +111,7 @@ def test_enable_switches_every_node_to_ipvs(cluster):
     done, elapsed = cluster.playbook("enable")
     assert done.returncode == 0, done.stdout[-4000:]
     print(f"\nenable on the 2-node lab: {elapsed:.0f} s")
-    # The clean switch (issue 12): the iptables mode's rules removed, the service answers through IPVS.
+    # The clean switch: the iptables mode's rules removed, the service answers through IPVS.
     assert task_results(done.stdout, "Remove the iptables mode's leftovers", exact=True) == [("changed", "node1"), ("changed", "node2")], done.stdout[-4000:]
     for name in NODES:
         assert table_row(done.stdout, name) == ("ipvs", "1", "OK", "0", "answered")

@@ -1,4 +1,4 @@
-"""End to end: the behaviours of real rke and kube-proxy that the playbooks meet outside the lab (issue 11).
+"""End to end: the behaviours of real rke and kube-proxy that the playbooks meet outside the lab.
 
 The stand-ins (tests/stand-ins) follow rke and kube-proxy version by version, each behaviour citing its source
 (docs/research/rke-kube-proxy.md). These tests prove the behaviours on the 2-VM lab cluster (tests/e2e/conftest.py,

@@ -68,7 +68,7 @@ ROOTFS_PACKAGES = {
     "node": ["python3", "python3-apt", "kmod"],
     "fresh": ["python3", "make", "git", "openssh-client", "e2fsprogs", "ca-certificates"],
 }
-# bullseye (Debian 11, kernel 5.10) is the oldest release the Debian mirror serves (issue 13); bookworm 6.1,
+# bullseye (Debian 11, kernel 5.10) is the oldest release the Debian mirror serves; bookworm 6.1,
 # trixie 6.12. A suite is part of each image's recipe hash, so adding one leaves the other images' caches valid.
 SUITES = ("bullseye", "bookworm", "trixie")
 # Bump when the build steps below change in a way the lists above do not show.

@@ -1,8 +1,7 @@
 """The oldest stack the collection supports, really run: ansible-core 2.16 against a node whose Python is 3.6.
 
-issue 13: "ansible-core 2.16 runs the prereqs role and kube_proxy_info against a lab VM whose Ansible interpreter is
-a Python 3.6 (not the image's own)". The unit tests and ansible-test sanity only compile the modules for 3.6; here
-they run there.
+ansible-core 2.16 runs the prereqs role and kube_proxy_info against a lab VM whose Ansible interpreter is a Python 3.6
+(not the image's own). The unit tests and ansible-test sanity only compile the modules for 3.6; here they run there.
 
 - The controller is the oldest toolset, requirements/oldest.txt (ansible-core 2.16 on this machine's python3): run
   this file with that virtual environment's pytest (`make oldest-stack` does), and its ansible-playbook is used.
@@ -119,7 +118,7 @@ PLAY_AFTER = """\
       rkeops.ipvs.kube_proxy_info:
         expected_mode: ipvs
         service_cluster_ip_range: 10.43.0.0/16
-        # The switch alone, as here, leaves iptables mode's rules (issue 12): enable's leftovers step removes them;
+        # The switch alone, as here, leaves iptables mode's rules: enable's leftovers step removes them;
         # this test is about the mode seen from a Python 3.6 node, so they are not judged.
         leftovers: skip
       register: __after
