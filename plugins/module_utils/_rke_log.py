@@ -14,7 +14,7 @@ rke logs with logrus' default TextFormatter to STDOUT (docs/research/rke-kube-pr
 A failure ends in logrus.Fatal (level fatal, exit code 1); success ends with rke's last message
 "Finished building Kubernetes cluster successfully" (cmd/up.go ClusterUp, every tag v1.0.16 to v1.6.3).
 rke v1.0.x lost Docker's error in the fatal line ("...: <nil>", A8) and kept it only in earlier WARN lines
-(docs/research/samples/14-*): the cause is then taken from those.
+(tests/data/samples/14-*): the cause is then taken from those.
 
 Nothing here repeats a whole line blindly: the summary holds rke's fatal message, the earlier messages that give its
 cause, or rke's last message, each shortened, with URL passwords and private keys masked.

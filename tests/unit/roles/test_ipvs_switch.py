@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / "tests" / "lab"))
 import ansible_cli  # noqa: E402
 
-SAMPLES = ROOT / "docs" / "research" / "samples"
+SAMPLES = ROOT / "tests" / "data" / "samples"
 
 CLUSTER = """\
 kubernetes_version: v1.26.8-rancher1-1

@@ -1,6 +1,6 @@
 """_kube_proxy_verdict: what stands between a node and kube-proxy in the expected mode, in the operator's words.
 
-Real logs from docs/research/samples 12 (traefik/traefik#9263) and 13 (kubernetes/kubernetes#61074), read verbatim
+Real logs from tests/data/samples 12 (traefik/traefik#9263) and 13 (kubernetes/kubernetes#61074), read verbatim
 from the files.
 """
 
@@ -13,7 +13,7 @@ from kube_proxy_lines import V1_24_FALLBACK, V1_24_IPVS, V1_28_NOT_SUPPORTED, V1
 from ansible_collections.rkeops.ipvs.plugins.module_utils._kube_proxy_log import read_log, recent_errors
 from ansible_collections.rkeops.ipvs.plugins.module_utils._kube_proxy_verdict import data_path_problems, leftover_problems, leftovers_summary, problems
 
-SAMPLES = Path(__file__).resolve().parents[4] / "docs" / "research" / "samples"
+SAMPLES = Path(__file__).resolve().parents[4] / "tests" / "data" / "samples"
 
 
 def facts(**overrides):
@@ -92,7 +92,7 @@ def test_1_27_reason_ipvs_not_supported_is_named():
     assert found[:2] == ["kube-proxy refused IPVS mode and exits (Kubernetes 1.26 and later do not fall back to iptables)", "Ipvs not supported"]
 
 
-# --- real logs (docs/research/samples, verbatim) -------------------------------------------------------------------
+# --- real logs (tests/data/samples, verbatim) -------------------------------------------------------------------
 
 
 def sample(name: str) -> str:

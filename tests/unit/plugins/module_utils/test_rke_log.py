@@ -1,6 +1,6 @@
 """Reading rke up's output: success, the fatal message and its cause, in both layouts logrus writes.
 
-Real output: docs/research/samples/14 (rancher/rke#1920, rke v1.0.4) and 15 (rancher/rke#1918, rke v1.0.4 then
+Real output: tests/data/samples/14 (rancher/rke#1920, rke v1.0.4) and 15 (rancher/rke#1918, rke v1.0.4 then
 v1.1.0-rc11), read verbatim from the files, as posted (the terminal layout, FATA[...]), and converted to the layout
 rke writes when its output goes to a file (time="..." level=... msg="...", docs/research/rke-kube-proxy.md A7).
 """
@@ -14,7 +14,7 @@ import pytest
 
 from ansible_collections.rkeops.ipvs.plugins.module_utils._rke_log import SUCCESS, lost_cause_patterns, mask, parse, summarize
 
-SAMPLES = Path(__file__).resolve().parents[4] / "docs" / "research" / "samples"
+SAMPLES = Path(__file__).resolve().parents[4] / "tests" / "data" / "samples"
 LEVELS = {"INFO": "info", "WARN": "warning", "ERRO": "error", "FATA": "fatal"}
 
 

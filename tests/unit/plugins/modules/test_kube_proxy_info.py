@@ -5,7 +5,7 @@ honours --since (inclusive), --tail and --timestamps, writes the container's std
 stdout and stderr, and stops when the reader goes away. So the module's real commands run: `docker logs --since ...
 | head`, then `docker logs --tail`, in one module execution.
 
-Real lines: kube-proxy's wordings from docs/research/rke-kube-proxy.md (B2, B6) and docs/research/samples/12
+Real lines: kube-proxy's wordings from docs/research/rke-kube-proxy.md (B2, B6) and tests/data/samples/12
 (traefik/traefik#9263), read verbatim.
 """
 
@@ -25,7 +25,7 @@ from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.rkeops.ipvs.plugins.modules import kube_proxy_info
 
-SAMPLES = Path(__file__).resolve().parents[4] / "docs" / "research" / "samples"
+SAMPLES = Path(__file__).resolve().parents[4] / "tests" / "data" / "samples"
 SECOND = 1_000_000_000
 T0 = 1_714_564_800 * SECOND  # 2024-05-01T12:00:00Z
 
