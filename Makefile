@@ -222,7 +222,7 @@ build: venv  ## Build the collection tarball into build/ (installs nothing but t
 	ansible-galaxy collection build --force --output-path $(BUILD) .
 
 # The ipvs role's entry points (roles/ipvs/meta/argument_specs.yml), in the order they run.
-IPVS_ENTRY_POINTS := prepare switch repair leftovers verify cleanup
+IPVS_ENTRY_POINTS := preflight prepare switch repair leftovers verify cleanup
 package: build  ## Install the built tarball (no Galaxy: --no-deps) and render the modules' and the role's documentation from it; install from the git checkout too
 	rm -rf $(BUILD)/installed
 	ANSIBLE_COLLECTIONS_PATH=$(BUILD)/installed ansible-galaxy collection install --no-deps --force -p $(BUILD)/installed $(BUILD)/rkeops-ipvs-$$(sed -n 's/^version: //p' galaxy.yml).tar.gz

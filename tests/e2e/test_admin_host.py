@@ -5,7 +5,9 @@ Kubernetes v1.24 semantics. Each test brings the cluster to the state it needs a
 tests pass in any order and beside tests/e2e/test_playbooks.py.
 
 What "refused before any change" means here: cluster.yml and cluster.rkestate keep their checksums and the backup
-folder its files (no backup, no rke log, so no rke up).
+folder its files (no backup, no rke log, so no rke up); and every node is left as it was (nodes_as_they_are): the
+modules file's checksum, the loaded IPVS modules, the ipset and ipvsadm packages. The cluster is in IPVS mode then,
+where prepare would change nothing, so one node's modules file is set aside first: prepare would write it again.
 """
 
 from __future__ import annotations
@@ -31,6 +33,22 @@ def unchanged(cluster):
     return digest(cluster.cluster_yml), state, cluster.backup_files()
 
 
+MODULES_FILE = "/etc/modules-load.d/rkeops-ipvs.conf"
+
+
+def nodes_as_they_are(cluster) -> dict:
+    return {name: cluster.node_state(name) for name in NODES}
+
+
+def set_modules_file_aside(cluster, name: str = "node2") -> None:
+    """What prepare would write again: its absence shows that prepare did not run (put_modules_file_back undoes it)."""
+    cluster.ssh(name, f"sudo mv {MODULES_FILE} /root/rkeops-ipvs.conf.aside")
+
+
+def put_modules_file_back(cluster, name: str = "node2") -> None:
+    cluster.ssh(name, f"sudo sh -c 'test -e /root/rkeops-ipvs.conf.aside && mv /root/rkeops-ipvs.conf.aside {MODULES_FILE}; true'")
+
+
 def rke_version() -> str:
     """The version the rke stand-in reports, as `rke --version` prints it ("rke version v1.5.10 ...")."""
     out = subprocess.run([str(STAND_INS / "rke"), "--version"], capture_output=True, text=True, check=True).stdout
@@ -48,18 +66,23 @@ def test_missing_state_file_of_a_running_cluster_is_refused(cluster):
     cluster.ensure_ipvs()
     aside = cluster.work / "cluster.rkestate.aside"
     cluster.rkestate.rename(aside)
+    set_modules_file_aside(cluster)
     try:
         before = unchanged(cluster)
+        nodes_before = nodes_as_they_are(cluster)
         # Forced, so that rke up would run: the check guards rke up.
         done, _elapsed = cluster.playbook("enable", "-e", "ipvs_force_rke_up=true")
         assert done.returncode != 0
-        # No kube_config_cluster.yml on the lab's admin host: prepare's reading of the nodes tells that the cluster exists.
+        # No kube_config_cluster.yml on the lab's admin host: preflight's reading of the nodes tells that the cluster exists.
         assert f"rke's state file {cluster.rkestate} is missing, but the cluster exists (kube-proxy runs on node1, node2)" in done.stdout, done.stdout[-3000:]
         assert "Put cluster.rkestate back beside" in done.stdout
         assert unchanged(cluster) == before
         assert not cluster.rkestate.exists()
+        assert nodes_as_they_are(cluster) == nodes_before
+        assert cluster.ssh("node2", f"test -e {MODULES_FILE}", check=False).returncode != 0
     finally:
         aside.rename(cluster.rkestate)
+        put_modules_file_back(cluster)
 
 
 def test_unset_kubernetes_version_is_refused(cluster):
@@ -67,25 +90,37 @@ def test_unset_kubernetes_version_is_refused(cluster):
     text = cluster.cluster_yml.read_text()
     assert "kubernetes_version: v1.24.17-rancher1-1\n" in text
     cluster.cluster_yml.write_text(text.replace("kubernetes_version: v1.24.17-rancher1-1\n", ""))
+    set_modules_file_aside(cluster)
     try:
         before = unchanged(cluster)
+        nodes_before = nodes_as_they_are(cluster)
         done, _elapsed = cluster.playbook("enable", "-e", "ipvs_force_rke_up=true")
         assert done.returncode != 0
         assert f"sets no kubernetes_version, so rke {rke_version()} would deploy its own default version" in done.stdout, done.stdout[-3000:]
         assert "-e ipvs_allow_default_kubernetes_version=true" in done.stdout
         assert unchanged(cluster) == before
+        assert nodes_as_they_are(cluster) == nodes_before
+        assert cluster.ssh("node2", f"test -e {MODULES_FILE}", check=False).returncode != 0
     finally:
         cluster.cluster_yml.write_text(text)
+        put_modules_file_back(cluster)
 
 
 def test_missing_rke_binary_is_refused_before_any_change(cluster):
     cluster.ensure_ipvs()
-    before = unchanged(cluster)
-    missing = cluster.work / "no-such-dir" / "rke"
-    done, _elapsed = cluster.playbook("enable", "-e", "ipvs_force_rke_up=true", "-e", f"ipvs_rke={missing}")
-    assert done.returncode != 0
-    assert f"The rke binary {missing} could not be run on localhost" in done.stdout, done.stdout[-3000:]
-    assert unchanged(cluster) == before
+    set_modules_file_aside(cluster)
+    try:
+        before = unchanged(cluster)
+        nodes_before = nodes_as_they_are(cluster)
+        missing = cluster.work / "no-such-dir" / "rke"
+        done, _elapsed = cluster.playbook("enable", "-e", "ipvs_force_rke_up=true", "-e", f"ipvs_rke={missing}")
+        assert done.returncode != 0
+        assert f"The rke binary {missing} could not be run on localhost" in done.stdout, done.stdout[-3000:]
+        assert unchanged(cluster) == before
+        assert nodes_as_they_are(cluster) == nodes_before
+        assert cluster.ssh("node2", f"test -e {MODULES_FILE}", check=False).returncode != 0
+    finally:
+        put_modules_file_back(cluster)
 
 
 HOLDER = textwrap.dedent(
@@ -110,9 +145,11 @@ def test_a_held_lock_refuses_enable_naming_the_holder(cluster):
         stdout=subprocess.PIPE,
         text=True,
     )
+    set_modules_file_aside(cluster)
     try:
         assert holder.stdout.readline().strip() == "locked"
         before = unchanged(cluster) + (lock.read_text(),)
+        nodes_before = nodes_as_they_are(cluster)
         done, _elapsed = cluster.playbook("enable", "-e", "ipvs_force_rke_up=true")
         assert done.returncode != 0
         out = done.stdout
@@ -121,10 +158,14 @@ def test_a_held_lock_refuses_enable_naming_the_holder(cluster):
         assert f"host {os.uname().nodename}" in out
         assert f"the lock is stale: remove {lock} and run again" in out
         assert unchanged(cluster) + (lock.read_text(),) == before
+        # preflight found the lock held: the nodes' prepare never ran.
+        assert nodes_as_they_are(cluster) == nodes_before
+        assert cluster.ssh("node2", f"test -e {MODULES_FILE}", check=False).returncode != 0
     finally:
         holder.send_signal(signal.SIGTERM)
         holder.wait(30)
         lock.unlink(missing_ok=True)
+        put_modules_file_back(cluster)
 
 
 def test_two_enables_at_once_one_is_refused_naming_the_other(cluster):

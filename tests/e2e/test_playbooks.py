@@ -94,13 +94,17 @@ def test_node_without_ipvs_stops_enable_in_preflight(cluster):
     cluster.break_ipvs("node2")
     try:
         before = (digest(cluster.cluster_yml), digest(cluster.rkestate), cluster.backup_files())
+        nodes_before = {name: cluster.node_state(name) for name in NODES}
         done, _elapsed = cluster.playbook("enable")
         assert done.returncode != 0
         # The node is named once: the prereqs role's message does not repeat the host Ansible already names.
-        assert re.search(r"cluster\.yml was not touched: node2: Kernel \S+ lacks the module\(s\) ip_vs, ip_vs_rr, ip_vs_wrr, ip_vs_sh ", done.stdout), (
-            done.stdout[-3000:]
-        )
+        assert re.search(
+            r"Nothing was changed on any node, and cluster\.yml was not touched: node2: Kernel \S+ lacks the module\(s\) ip_vs, ip_vs_rr, ip_vs_wrr, ip_vs_sh ",
+            done.stdout,
+        ), done.stdout[-3000:]
         assert (digest(cluster.cluster_yml), digest(cluster.rkestate), cluster.backup_files()) == before
+        # The preflight refused node2 before prepare ran anywhere: node1 was not prepared either.
+        assert {name: cluster.node_state(name) for name in NODES} == nodes_before
     finally:
         cluster.repair_ipvs("node2")
 

@@ -73,6 +73,15 @@ class Cluster:
         for name in NODES:
             self.ssh(name, "sudo sh -c 'modprobe -r ip_vs_rr ip_vs_wrr ip_vs_sh ip_vs 2>/dev/null; true'")
 
+    def node_state(self, name: str) -> str:
+        """What the collection changes on a node, to compare before and after a run: the checksums of
+        /etc/modules-load.d, the IPVS modules loaded, and the state of the ipset and ipvsadm packages."""
+        probe = (
+            "sha256sum /etc/modules-load.d/* 2>/dev/null; echo '--- loaded'; awk '$1 ~ /^ip_vs/ {print $1}' /proc/modules | sort; "
+            "echo '--- packages'; dpkg-query -W -f='${Package} ${db:Status-Status}\\n' ipset ipvsadm 2>&1"
+        )
+        return self.ssh(name, probe, check=False).stdout
+
     def backup_files(self) -> set[str]:
         return {p.name for p in self.backups.iterdir()} if self.backups.exists() else set()
 

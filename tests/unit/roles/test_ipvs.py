@@ -12,9 +12,15 @@ ROLE = Path(__file__).resolve().parents[3] / "roles" / "ipvs"
 PREREQS = ROLE.parent / "prereqs"
 PLAYBOOKS = ROLE.parents[1] / "playbooks"
 # The entry points, in the order they run.
-STEPS = ["prepare", "switch", "repair", "leftovers", "verify", "cleanup"]
+STEPS = ["preflight", "prepare", "switch", "repair", "leftovers", "verify", "cleanup"]
 # The fact each step hands on to the steps after it: a result, not a setting.
-RESULTS = {"prepare": "ipvs_prepare_result", "switch": "ipvs_switch_result", "repair": "ipvs_repair_result", "verify": "ipvs_verify_result"}
+RESULTS = {
+    "preflight": "ipvs_preflight_result",
+    "prepare": "ipvs_prepare_result",
+    "switch": "ipvs_switch_result",
+    "repair": "ipvs_repair_result",
+    "verify": "ipvs_verify_result",
+}
 
 
 def load(path: Path):
@@ -40,8 +46,9 @@ def test_every_variable_a_step_reads_is_declared_for_that_step():
     # Which internal variables read which user variables.
     internal_reads = {name: set(re.findall(r"\bipvs_[a-z_]+", str(value))) for name, value in internal.items()}
     steps = {
-        "prepare": ["prepare.yml", "read_kube_proxy.yml"],
-        "switch": ["switch.yml", "admin_preflight.yml", "rke_up.yml", "admin_preflight_rke_up.yml"],
+        "preflight": ["preflight.yml", "read_kube_proxy.yml", "admin_preflight.yml", "plan.yml", "admin_preflight_rke_up.yml"],
+        "prepare": ["prepare.yml"],
+        "switch": ["switch.yml", "rke_up.yml", "plan.yml", "admin_preflight_rke_up.yml"],
         "repair": ["repair.yml", "read_kube_proxy.yml"],
         "leftovers": ["leftovers.yml", "read_kube_proxy.yml"],
         "verify": ["verify.yml", "read_kube_proxy.yml"],

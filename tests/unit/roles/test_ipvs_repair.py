@@ -2,7 +2,7 @@
 
 What it proves: kube-proxy is restarted on exactly the nodes not in the expected mode, one batch at a time (serial),
 each waited for until it reaches the mode; check mode restarts nothing and names the node; a node whose kube-proxy
-does not reach the mode stops the run before the next batch; prepare's reading is reused when rke up did not run.
+does not reach the mode stops the run before the next batch; preflight's reading is reused when rke up did not run.
 It needs no root: each node's fake docker comes first on PATH, where kube_proxy_info and the restart look for docker.
 The direction tested is iptables (disable): the IPVS direction also needs kube-ipvs0 and ipvsadm on the host, which
 the end-to-end tests (tests/e2e/test_admin_host.py) cover on the lab VMs.
@@ -166,20 +166,20 @@ def test_a_node_that_does_not_reach_the_mode_stops_the_next_batches(lab):
     assert [restarts(lab, name) for name in ("node1", "node2", "node3")] == [1, 0, 0]
 
 
-def test_prepares_reading_in_ipvs_mode_is_not_taken_for_the_iptables_direction(lab):
-    # prepare read kube-proxy as ok for IPVS and rke up did not run; going towards iptables, repair reads again.
+def test_preflights_reading_for_ipvs_mode_is_not_taken_for_the_iptables_direction(lab):
+    # preflight read kube-proxy as ok for IPVS and rke up did not run; going towards iptables, repair reads again.
     set_node(lab, "node1", "iptables")
     set_node(lab, "node2", "ipvs")
     set_node(lab, "node3", "iptables")
     facts = textwrap.dedent(
         """\
-        - name: What prepare and switch left
+        - name: What preflight and switch left
           hosts: all
           gather_facts: false
           tasks:
             - name: Facts
               ansible.builtin.set_fact:
-                ipvs_prepare_result: {ok: true, error: "", kube_proxy: {ok: true, running_mode: ipvs, needs_restart: false}}
+                ipvs_preflight_result: {ok: true, error: "", expected_mode: ipvs, kube_proxy: {ok: true, running_mode: ipvs, needs_restart: false}}
                 ipvs_switch_result: {rke_up: false}
 
         """
@@ -190,20 +190,20 @@ def test_prepares_reading_in_ipvs_mode_is_not_taken_for_the_iptables_direction(l
 
 
 @pytest.mark.parametrize(("rke_up", "reads"), [(False, False), (True, True)])
-def test_prepares_reading_in_the_mode_spares_a_reading_unless_rke_up_ran(lab, rke_up, reads):
-    # Towards IPVS, prepare found kube-proxy in the mode: without rke up since, that reading still holds and no node
+def test_preflights_reading_in_the_mode_spares_a_reading_unless_rke_up_ran(lab, rke_up, reads):
+    # Towards IPVS, preflight found kube-proxy in the mode: without rke up since, that reading still holds and no node
     # is read again (no module execution); after rke up, which may have recreated kube-proxy, every node is read.
     for name in ("node1", "node2", "node3"):
         set_node(lab, name, "ipvs")
     facts = textwrap.dedent(
         """\
-        - name: What prepare and switch left
+        - name: What preflight and switch left
           hosts: all
           gather_facts: false
           tasks:
             - name: Facts
               ansible.builtin.set_fact:
-                ipvs_prepare_result: {ok: true, error: "", kube_proxy: {ok: true, running_mode: ipvs, needs_restart: false}}
+                ipvs_preflight_result: {ok: true, error: "", expected_mode: ipvs, kube_proxy: {ok: true, running_mode: ipvs, needs_restart: false}}
                 ipvs_switch_result: {rke_up: %s}
 
         """

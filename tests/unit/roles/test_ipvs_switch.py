@@ -1,4 +1,5 @@
-"""The switch step of the role rkeops.ipvs.ipvs run for real by ansible-playbook on localhost, with a fake rke.
+"""The admin host's part of the preflight step and the switch step of the role rkeops.ipvs.ipvs, run for real by
+ansible-playbook on localhost, with a fake rke.
 
 What it proves: the state file backed up is the one rke derives from the config file's name (cluster.conf ->
 cluster.rkestate, via rke_cluster_info), and a failed rke up stops the play with rke's fatal message and its cause,
@@ -90,22 +91,28 @@ def switch(admin: Path, output: str, rc: int, *args: str):
     (admin / "inventory.yml").write_text(
         "all:\n  hosts:\n    localhost:\n      ansible_connection: local\n      ansible_python_interpreter: %s\n"
         "  children:\n    rke_nodes:\n      hosts:\n        node1:\n"
-        "          ipvs_prepare_result: {ok: true, error: '', kube_proxy: '{{ node_kube_proxy | default({}) }}'}\n" % sys.executable
+        "          ipvs_preflight_result: {ok: true, error: '', expected_mode: ipvs, kube_proxy: '{{ node_kube_proxy | default({}) }}'}\n"
+        "          ipvs_prepare_result: {ok: true, error: ''}\n" % sys.executable
     )
     (admin / "site.yml").write_text(
         textwrap.dedent(
             """\
-            - name: Switch kube-proxy to IPVS
+            - name: Patch cluster.yml and run rke up
               hosts: localhost
               gather_facts: false
+              vars:
+                ipvs_cluster_yml: %s
+                ipvs_rke: %s
               tasks:
+                - name: The admin host's checks (node1 passed its own, as the inventory says)
+                  ansible.builtin.include_role:
+                    name: rkeops.ipvs.ipvs
+                    tasks_from: preflight
+
                 - name: Back up and patch cluster.yml, then rke up
                   ansible.builtin.include_role:
                     name: rkeops.ipvs.ipvs
                     tasks_from: switch
-                  vars:
-                    ipvs_cluster_yml: %s
-                    ipvs_rke: %s
             """
             % (admin / "cluster.conf", admin / "bin" / "rke")
         )
