@@ -166,36 +166,10 @@ def test_a_node_that_does_not_reach_the_mode_stops_the_next_batches(lab):
     assert [restarts(lab, name) for name in ("node1", "node2", "node3")] == [1, 0, 0]
 
 
-def test_preflights_reading_for_ipvs_mode_is_not_taken_for_the_iptables_direction(lab):
-    # preflight read kube-proxy as ok for IPVS and rke up did not run; going towards iptables, repair reads again.
-    set_node(lab, "node1", "iptables")
-    set_node(lab, "node2", "ipvs")
-    set_node(lab, "node3", "iptables")
-    facts = textwrap.dedent(
-        """\
-        - name: What preflight and switch left
-          hosts: all
-          gather_facts: false
-          tasks:
-            - name: Facts
-              ansible.builtin.set_fact:
-                ipvs_preflight_result: {ok: true, error: "", expected_mode: ipvs, kube_proxy: {ok: true, running_mode: ipvs, needs_restart: false}}
-                ipvs_switch_result: {rke_up: false}
-
-        """
-    )
-    done = repair(lab, extra_play=facts)
-    assert done.returncode == 0, done.stdout[-3000:]
-    assert [restarts(lab, name) for name in ("node1", "node2", "node3")] == [0, 1, 0], done.stdout[-6000:]
-
-
-@pytest.mark.parametrize(("rke_up", "reads"), [(False, False), (True, True)])
-def test_preflights_reading_in_the_mode_spares_a_reading_unless_rke_up_ran(lab, rke_up, reads):
-    # Towards IPVS, preflight found kube-proxy in the mode: without rke up since, that reading still holds and no node
-    # is read again (no module execution); after rke up, which may have recreated kube-proxy, every node is read.
-    for name in ("node1", "node2", "node3"):
-        set_node(lab, name, "ipvs")
-    facts = textwrap.dedent(
+def preflight_found_ipvs(rke_up):
+    """A play leaving what preflight and switch hand to repair: kube-proxy read as ok in IPVS mode on every node, and
+    whether rke up ran since."""
+    return textwrap.dedent(
         """\
         - name: What preflight and switch left
           hosts: all
@@ -209,7 +183,25 @@ def test_preflights_reading_in_the_mode_spares_a_reading_unless_rke_up_ran(lab, 
         """
         % str(rke_up).lower()
     )
-    done = repair(lab, "-e", "ipvs_expected_mode=ipvs", extra_play=facts)
+
+
+def test_preflights_reading_for_ipvs_mode_is_not_taken_for_the_iptables_direction(lab):
+    # preflight read kube-proxy as ok for IPVS and rke up did not run; going towards iptables, repair reads again.
+    set_node(lab, "node1", "iptables")
+    set_node(lab, "node2", "ipvs")
+    set_node(lab, "node3", "iptables")
+    done = repair(lab, extra_play=preflight_found_ipvs(rke_up=False))
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert [restarts(lab, name) for name in ("node1", "node2", "node3")] == [0, 1, 0], done.stdout[-6000:]
+
+
+@pytest.mark.parametrize(("rke_up", "reads"), [(False, False), (True, True)])
+def test_preflights_reading_in_the_mode_spares_a_reading_unless_rke_up_ran(lab, rke_up, reads):
+    # Towards IPVS, preflight found kube-proxy in the mode: without rke up since, that reading still holds and no node
+    # is read again (no module execution); after rke up, which may have recreated kube-proxy, every node is read.
+    for name in ("node1", "node2", "node3"):
+        set_node(lab, name, "ipvs")
+    done = repair(lab, "-e", "ipvs_expected_mode=ipvs", extra_play=preflight_found_ipvs(rke_up=rke_up))
     assert done.returncode == 0, done.stdout[-3000:]
     assert [bool(docker_calls(lab, name)) for name in ("node1", "node2", "node3")] == [reads] * 3, done.stdout[-6000:]
     assert [restarts(lab, name) for name in ("node1", "node2", "node3")] == [0, 0, 0]
