@@ -21,14 +21,16 @@ description:
   - Groups C(etcd), C(controlplane) and C(worker) (after the node's C(role) list, with O(role_group_prefix) in front)
     and O(all_group) holding every node.
   - A C(bastion_host) with an address becomes an SSH C(ProxyCommand) in C(ansible_ssh_common_args), so every node
-    is reached through the bastion as rke reaches it.
+    is reached through the bastion as rke reaches it. A node's C(ssh_cert_path) (else the top-level one) becomes
+    C(-o CertificateFile=<path>) in C(ansible_ssh_extra_args), C(~) expanded as rke does.
   - Inline keys (C(ssh_key), C(ssh_cert)) are never copied into the inventory or written to disk, so
     C(ansible-inventory --list) cannot show them. Such nodes get C(rke_ssh_key_inline=true) and are reached with
     the key file of C(ssh_key_path) when one is set, otherwise through your ssh-agent (C(ssh-add) the key) or an
     C(ansible_ssh_private_key_file) you set yourself, for example with O(compose) or group_vars.
   - The file is read as YAML 1.1 without type conversion, as rke reads it. Missing or invalid files, a missing or
-    empty C(nodes) list, a node without C(address), an unknown role, and two nodes with the same address and port
-    or the same inventory name are refused with an error naming the file, the line and the node.
+    empty C(nodes) list, a node without C(address), an unknown role, a C(port) that is not a number, and two nodes
+    with the same address and port or the same inventory name are refused with an error naming the file, the line
+    and the node.
   - The inventory source is a YAML file whose name ends in C(rke_cluster.yml) or C(rke_cluster.yaml).
 author:
   - rkeops.ipvs maintainers (@rkeops)

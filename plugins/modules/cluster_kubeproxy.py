@@ -19,10 +19,14 @@ description:
   - Values are written the way RKE passes them to kube-proxy. RKE hands the text of every value of
     C(extra_args) to kube-proxy as C(--flag=value), so booleans are written C(true)/C(false); YAML 1.1
     words such as C(yes) or C(on) found in the stanza are reported (see O(fix_yaml11_booleans)).
-  - The file is refused, and left untouched, when RKE would read it differently from what the module
-    sees or not at all, for example invalid YAML, an unrendered Jinja template, two C(services:) keys,
-    two C(kubeproxy:) keys, or a misspelt C(kube-proxy:) stanza that RKE would silently ignore; and when
-    C(services) or C(kubeproxy) is written in flow style (C({...})) with keys the edit would otherwise lose.
+  - The file is refused, and left untouched, with a message naming the file, the line and what to do, when RKE
+    would read it differently from what the module sees or not at all - invalid YAML, an unrendered Jinja
+    template, more than one document, a document that is not a mapping, two C(services:) keys, two C(kubeproxy:)
+    keys, C(services), C(kubeproxy), C(extra_args) or C(extra_binds) of the wrong type, a misspelt
+    C(kube-proxy:), C(kube_proxy:) or C(kubeProxy:) stanza (RKE silently ignores those), keys that are not
+    scalars, YAML aliases inside the stanza, C(services) or C(kubeproxy) written in flow style (C({...})) with keys
+    the edit would otherwise lose - and when the file is missing or unreadable, a directory or a symlink loop, or
+    an option value is bad. Duplicate keys elsewhere in the file, which RKE tolerates, are left alone.
   - The module never prints the rest of the file, which holds SSH keys, passwords and certificates;
     the diff shows only the C(services.kubeproxy) stanza.
   - Requires PyYAML on the host that runs the module (it comes with ansible-core on the controller).

@@ -22,6 +22,11 @@ description:
     kube-proxy did not make (keepalived's, for example): a virtual server is kube-proxy's only when its address is
     bound to C(kube-ipvs0) or listed in kube-proxy's ipsets."
   - The iptables chains are removed with one C(iptables-restore --noflush) per backend, one atomic step per table.
+    A kube-proxy chain that loses only some of its rules (nat C(KUBE-SERVICES) losing its C(-j KUBE-SVC-*) rules)
+    is rewritten whole in that step - its chain line, which flushes it under C(--noflush), then the rules it
+    keeps, in order, verbatim, as kube-proxy's own sync does (C(pkg/proxy/iptables/proxier.go)) - so the kept
+    rules' packet counters restart at 0. Built-in chains (C(PREROUTING), C(INPUT), ...) and other owners' chains
+    lose only the removed rules (C(-D)), and keep the rest in place with their counters.
     Then, when IPVS leftovers are removed, the virtual servers (C(ipvsadm)), the ipsets (C(ipset destroy)) and the
     C(kube-ipvs0) device (C(ip link delete)).
   - What each proxier creates, per Kubernetes version, with sources, is in the collection's
