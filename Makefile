@@ -16,7 +16,7 @@ export NO_COLOR := 1
 export PY_COLORS := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: bench-playbooks demo-patch help setup venv lab-deps docker-up lab-images test lint sanity units setup-test molecule e2e bench bench-prereqs build package demo collection clean
+.PHONY: bench-playbooks demo-patch help setup venv lab-deps docker-up lab-images test lint sanity units setup-test molecule e2e bench bench-prereqs bench-prereqs-trees build package demo collection clean
 LAB := $(PYTHON) tests/lab/lab.py
 # The Molecule scenarios `make test` runs (molecule/<name>), in this order.
 SCENARIOS ?= default missing-ipvs docker
@@ -25,7 +25,8 @@ help:  ## List the commands
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 # Two kinds of target: an operator's (build, package, demo, demo-patch) installs only what it uses; a developer's
-# (lint, the tests, the benchmarks) starts with `make setup`, everything the lab and the tests call.
+# installs what it runs: lint the pinned Python tools, the unit tests those and qemu-img (lab-deps-vm), the other
+# tests and the benchmarks `make setup`, everything the lab and the tests call.
 
 # pip -qq: errors only (a machine's pip configuration may name local indexes that do not exist, and pip warns for each).
 # The venv's directory name holds the hash of its recipe, so the recipe files are not prerequisites: their mtime is
@@ -70,7 +71,7 @@ collection:
 	mkdir -p $(BUILD)/collections/ansible_collections/rkeops
 	test "$$(readlink $(BUILD)/collections/ansible_collections/rkeops/ipvs)" = "$(CURDIR)" || ln -sfn $(CURDIR) $(BUILD)/collections/ansible_collections/rkeops/ipvs
 
-lint: setup  ## yamllint, ruff (check and format), ansible-lint
+lint: venv collection  ## yamllint, ruff (check and format), ansible-lint (the pinned Python tools only)
 	yamllint --strict .
 	ruff check .
 	ruff format --check .
@@ -88,7 +89,8 @@ sanity: setup  ## ansible-test sanity on a copy of the collection, in local virt
 	git ls-files -z --cached --others --exclude-standard | xargs -0 -I{} sh -c 'test ! -e "$$1" || cp --parents "$$1" $(SANITY)/' _ {}
 	cd $(SANITY) && ansible-test sanity --venv --python 3.11 --color no
 
-units: setup  ## Unit and property tests (pytest)
+# qemu-img (the vm group of lab-deps) is the one host tool a unit test runs: tests/unit/lab/test_vagrant_box.py.
+units: venv collection lab-deps-vm  ## Unit and property tests (pytest)
 	pytest tests/unit
 
 # The oldest and the newest ansible-core the collection supports (meta/runtime.yml), each with the unit tests and
@@ -216,6 +218,11 @@ bench-playbooks: setup lab-images  ## Benchmark: enable and verify wall time and
 
 bench-prereqs: setup lab-images  ## Benchmark: the prereqs role against the manual procedure on 1 and 3 lab VMs
 	python bench/bench_prereqs.py
+
+# A=<git rev> (required), B=<git rev> (HEAD by default): the committed trees, alternated on one VM.
+bench-prereqs-trees: setup lab-images  ## Benchmark: the prereqs role's converge from two git revisions (A=, B=) in one run
+	@test -n "$(A)" || { echo "usage: make bench-prereqs-trees A=<git rev> [B=<git rev>]" >&2; exit 2; }
+	python bench/bench_prereqs_trees.py $(A) $(or $(B),HEAD)
 
 # ansible-galaxy alone: the pinned Python tools, no lab tool and no collection link.
 build: venv  ## Build the collection tarball into build/ (installs nothing but the pinned Python tools)

@@ -7,7 +7,6 @@ kernel-release, id_ed25519) replaces the real image, so this runs in a second; q
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 import tarfile
 from pathlib import Path
@@ -16,8 +15,6 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "lab"))
 import vagrant_box  # noqa: E402
-
-pytestmark = pytest.mark.skipif(shutil.which("qemu-img") is None, reason="qemu-img is a host tool: make setup installs it")
 
 
 def fake_image(root: Path, recipe: str) -> Path:
