@@ -139,6 +139,66 @@ def release(path: str, token: str, force: bool = False) -> Optional[Dict[str, ob
     return current
 
 
+def record(path: str, token: str, progress: Dict[str, object]) -> Dict[str, object]:
+    """Add ``progress`` (what the run has done so far) to the lock ``token`` holds, and return the lock's content.
+
+    Written to a new file beside it, synced, then renamed over it: a run killed at any moment leaves the old record
+    or the new one, never half of one, for the next run to read. LockHeld when ``token`` does not hold the lock.
+    """
+    current = read_holder(path)
+    if current.get("token") != token:
+        raise LockHeld(path, current)
+    merged = dict(current.get("progress") or {})
+    merged.update(progress)
+    current["progress"] = merged
+    fresh = "%s.%s.tmp" % (path, uuid.uuid4().hex)
+    fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_EXCL, LOCK_MODE)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(json.dumps(current, sort_keys=True).encode("utf-8") + b"\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.rename(fresh, path)
+    except BaseException:
+        if os.path.exists(fresh):
+            os.unlink(fresh)
+        raise
+    return current
+
+
+def is_stale(holder: Dict[str, object], this_host: Optional[str] = None) -> bool:
+    """Whether the run that holds the lock is provably gone: its ansible-playbook ran on this host and no longer runs.
+    Anything less certain (another host, a pid that is not ansible-playbook's, an empty file) is a live holder."""
+    this_host = this_host or socket.gethostname()
+    return bool(holder.get("pid_is_ansible_playbook")) and holder.get("host") == this_host and not pid_runs(holder.get("pid"))
+
+
+def take_over(path: str, holder: Dict[str, object], stale: Dict[str, object]) -> None:
+    """Take the lock from ``stale``, the holder that is_stale() found gone, for ``holder``.
+
+    The stale file is renamed aside first (rename is atomic: of two runs taking over at once, one gets ENOENT and is
+    refused), its token checked to be the stale one (a run that took the lock meanwhile keeps it), then the lock is
+    acquired as usual. LockHeld when another run was quicker.
+    """
+    aside = "%s.%s.interrupted" % (path, uuid.uuid4().hex)
+    try:
+        os.rename(path, aside)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            raise LockHeld(path, {}) from None
+        raise
+    moved = read_holder(aside)
+    if moved.get("token") != stale.get("token"):
+        # Not the file judged stale: another run took over and locked in between. Its lock goes back in place.
+        try:
+            os.link(aside, path)
+        finally:
+            os.unlink(aside)
+        raise LockHeld(path, moved)
+    os.unlink(aside)
+    acquire(path, holder)
+
+
 def pid_runs(pid: object) -> bool:
     try:
         os.kill(int(pid), 0)  # type: ignore[arg-type]
@@ -166,10 +226,27 @@ def refusal(path: str, holder: Dict[str, object], this_host: Optional[str] = Non
                 parts.append("%s %s" % (label, holder[key]))
         who = "another run: " + ", ".join(parts)
     stale = ""
-    if holder.get("pid_is_ansible_playbook") and holder.get("host") == this_host and not pid_runs(holder.get("pid")):
+    if is_stale(holder, this_host):
         stale = " No process %s runs on %s now, so that run is over and the lock looks stale." % (holder.get("pid"), this_host)
     return (
-        "Another run holds the lock %s, so this run changed nothing: %s.%s "
+        "Another run holds the lock %s, so this run changed nothing: %s.%s%s "
         "Wait for that run to end and run again. If it is over (killed, or its host restarted) and no `rke up` "
-        "runs for this cluster (ps -ef | grep 'rke up'), the lock is stale: remove %s and run again." % (path, who, stale, path)
+        "runs for this cluster (ps -ef | grep 'rke up'), the lock is stale: remove %s and run again." % (path, who, stale, done_so_far(holder), path)
     )
+
+
+def done_so_far(holder: Dict[str, object]) -> str:
+    """What the holder's progress record says it did, as a sentence (empty when it recorded nothing)."""
+    progress = holder.get("progress") or {}
+    if not progress:
+        return ""
+    said = []
+    if progress.get("backups"):
+        said.append("backed up " + " and ".join(str(path) for path in progress["backups"]))
+    said.append("patched %s" % progress["patched"] if progress.get("patched") else "left cluster.yml unpatched")
+    if progress.get("rke_up_started"):
+        ended = progress.get("rke_up_ended")
+        said.append("started rke up at %s (%s)" % (progress["rke_up_started"], "it ended at %s" % ended if ended else "it did not end"))
+    else:
+        said.append("not run rke up")
+    return " That run had " + ", ".join(said[:-1]) + " and " + said[-1] + "."
