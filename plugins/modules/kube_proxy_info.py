@@ -30,8 +30,8 @@ description:
   - The other mode's leftovers (O(leftovers)) - what the mode kube-proxy does not run in now left behind (iptables
     chains and rules, KUBE-* ipsets, IPVS virtual servers, C(kube-ipvs0)), found as M(rkeops.ipvs.kube_proxy_leftovers)
     finds them (read only here; that module removes them).
-  - It says what to do about a kube-proxy that is not in O(expected_mode) (RV(running_mode), RV(needs_restart)), so
-    that a play only acts on it.
+  - It says what to do about a kube-proxy that is not in O(expected_mode) (RV(running_mode), RV(needs_restart),
+    RV(needs_recreate)), so that a play only acts on it.
   - It never changes anything; retry it with C(until) while kube-proxy restarts.
 author:
   - rkeops.ipvs maintainers (@rkeops)
@@ -141,7 +141,10 @@ problems:
   elements: str
   sample: ["kube-proxy fell back to iptables", "kernel modules not loaded: ip_vs_rr"]
 container:
-  description: The container's C(exists), C(running), C(status), C(restart_count), C(started_at) and C(finished_at).
+  description:
+    - The container's C(exists), C(running), C(status), C(restart_count), C(started_at) and C(finished_at).
+    - C(command_mode), the mode its command asks for (C(--proxy-mode), else V(iptables), kube-proxy's default); empty
+      when there is no container, or when a C(--config) file may set the mode.
   returned: always
   type: dict
 log:
@@ -244,6 +247,14 @@ needs_restart:
       does not remove leftovers nor open the data path, so those are no reason either.
   returned: always
   type: bool
+needs_recreate:
+  description:
+    - Whether the container must be created anew from cluster.yml's configuration to reach O(expected_mode) - its
+      command asks for another mode (RV(container.command_mode)). A restart starts the same command again, and
+      C(rke up) starts a stopped container as it was; the repair step of the role rkeops.ipvs.ipvs removes a stopped
+      one and runs C(rke up), which creates it, or recreates a running one. RV(needs_restart) is false then.
+  returned: always
+  type: bool
 decided:
   description:
     - Whether this reading is enough to decide RV(needs_restart) - the container is missing, or RV(running_mode) is
@@ -296,7 +307,7 @@ import json
 import os
 import shlex
 import socket
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.urls import open_url
@@ -308,8 +319,26 @@ from ansible_collections.rkeops.ipvs.plugins.module_utils._leftovers_node import
 from ansible_collections.rkeops.ipvs.plugins.module_utils._node_commands import C_LOCALE
 
 
+def command_mode(command: List[str]) -> str:
+    """The mode a kube-proxy command line asks for: its --proxy-mode (rke writes `--proxy-mode=ipvs`, services.kubeproxy
+    extra_args), else iptables, kube-proxy's default on Linux (the flag's help, cmd/kube-proxy/app/server.go: "If
+    blank, use the best-available proxy (currently iptables)"). Empty when the mode may come from a --config file
+    instead, or when this is not kube-proxy's command at all."""
+    mode = None
+    for index, part in enumerate(command):
+        if part.startswith("--proxy-mode="):
+            mode = part.split("=", 1)[1]
+        elif part == "--proxy-mode" and index + 1 < len(command):
+            mode = command[index + 1]
+    if mode:
+        return mode
+    if any(part == "--config" or part.startswith("--config=") for part in command):
+        return ""
+    return "iptables" if any("kube-proxy" in part for part in command) else ""
+
+
 def inspect_container(module: AnsibleModule, docker: Optional[str], name: str) -> Dict[str, object]:
-    state = dict(exists=False, running=False, status="absent", restart_count=0, started_at="", finished_at="")
+    state = dict(exists=False, running=False, status="absent", restart_count=0, started_at="", finished_at="", command_mode="")
     if docker is None:
         state["status"] = "docker not installed"
         return state
@@ -318,7 +347,9 @@ def inspect_container(module: AnsibleModule, docker: Optional[str], name: str) -
         return state
     data = json.loads(out)[0]
     status = data.get("State", {})
+    config = data.get("Config") or {}
     state.update(
+        command_mode=command_mode((config.get("Entrypoint") or []) + (config.get("Cmd") or [])),
         exists=True,
         # docker says Running while a container waits to be restarted; kube-proxy is not running then.
         running=bool(status.get("Running")) and not status.get("Restarting"),
@@ -406,10 +437,20 @@ def judge_mode(proxy_mode: Optional[str], log_mode: str) -> str:
     return log_mode if log_mode in ("ipvs", "iptables", "refused") else "unknown"
 
 
+def needs_recreate(expected: str, running_ok: bool, container: Dict[str, object]) -> bool:
+    """A container whose command asks for another mode: a restart starts the same command again, and rke up starts a
+    stopped container as it was (rancher/rke docker/docker.go DoRunContainer); only a container created anew from
+    cluster.yml's configuration gets the mode."""
+    if running_ok or not container["exists"]:
+        return False
+    return container["command_mode"] not in ("", expected)
+
+
 def needs_restart(expected: str, running_ok: bool, container: Dict[str, object], running_mode: str) -> bool:
     """A container that exists and runs in the other mode, refused the mode, or is stopped: kube-proxy picks its
-    proxier only when it starts. No container is rke's to deploy; a mode not yet known is no reason."""
-    if running_ok or not container["exists"]:
+    proxier only when it starts. No container is rke's to deploy; a mode not yet known is no reason; a command that
+    asks for another mode needs the container recreated, not restarted."""
+    if running_ok or not container["exists"] or needs_recreate(expected, running_ok, container):
         return False
     return running_mode not in ("unknown", expected) or not container["running"]
 
@@ -495,6 +536,7 @@ def main():
         problems=found,
         running_mode=running_mode,
         needs_restart=needs_restart(params["expected_mode"], not running, container, running_mode),
+        needs_recreate=needs_recreate(params["expected_mode"], not running, container),
         decided=running_mode != "unknown" or not container["exists"],
         **facts,
     )

@@ -539,6 +539,62 @@ def other_proxy_mode_answer(node):
     node.proxy_mode = "userspace"
 
 
+# rke's kube-proxy command (rancher/rke cluster/plan.go BuildKubeProxyProcess: rke-tools' entrypoint, then
+# `kube-proxy` and each argument as --key=value, services.kubeproxy.extra_args included).
+RKE_COMMAND = ["/opt/rke-tools/entrypoint.sh", "kube-proxy", "--cluster-cidr=10.42.0.0/16", "--v=2", "--healthz-bind-address=127.0.0.1"]
+
+
+def command(node, *extra):
+    node.inspect["Config"] = {"Entrypoint": None, "Cmd": RKE_COMMAND + list(extra)}
+
+
+def started_as_it_was(node):
+    # rke up started a stopped container with its old command (DoRunContainer): no --proxy-mode, so iptables.
+    command(node)
+    other_mode(node)
+
+
+def fell_back_with_ipvs_in_its_command(node):
+    command(node, "--proxy-mode=ipvs")
+    other_mode(node)
+
+
+def stopped_with_the_old_command(node):
+    stopped(node)
+    command(node, "--proxy-mode", "iptables")
+
+
+def mode_from_a_config_file(node):
+    command(node, "--config=/etc/kube-proxy/config.yaml")
+    other_mode(node)
+
+
+def ipvs_command_towards_iptables(node):
+    command(node, "--proxy-mode=ipvs", "--ipvs-scheduler=rr")
+
+
+@pytest.mark.parametrize(
+    ("scenario", "expected_mode", "command_mode", "restart", "recreate"),
+    [
+        (started_as_it_was, "ipvs", "iptables", False, True),
+        (fell_back_with_ipvs_in_its_command, "ipvs", "ipvs", True, False),
+        (stopped_with_the_old_command, "ipvs", "iptables", False, True),
+        (mode_from_a_config_file, "ipvs", "", True, False),
+        (ipvs_command_towards_iptables, "iptables", "ipvs", False, True),
+        (ipvs_command_towards_iptables, "ipvs", "ipvs", False, False),
+        (no_container, "ipvs", "", False, False),
+    ],
+)
+def test_a_command_that_asks_for_another_mode_needs_the_container_recreated_not_restarted(
+    node, capsys, scenario, expected_mode, command_mode, restart, recreate
+):
+    node.log = start_lines(T0, IPVS_LINE)
+    scenario(node)
+    result = run(node, capsys, expected_mode=expected_mode)
+    assert result["container"]["command_mode"] == command_mode
+    assert (result["needs_restart"], result["needs_recreate"]) == (restart, recreate), result["problems"]
+
+
 @pytest.mark.parametrize(
     ("scenario", "expected_mode", "running_mode", "restart", "decided"),
     [
