@@ -121,6 +121,26 @@ kube_config_exists:
   description: Whether RV(kube_config_file) exists.
   returned: always
   type: bool
+space:
+  description:
+    - The room beside the config file, for a play to check before it writes there - backups of the config and state
+      files, the patched config, the state rke rewrites, rke's log.
+  returned: always
+  type: dict
+  contains:
+    directory:
+      description: The directory of RV(cluster_yml).
+      type: str
+      sample: /opt/rke
+    free_bytes:
+      description: The bytes an unprivileged user can still write in RV(space.directory)'s file system (C(statvfs)).
+      type: int
+    cluster_yml_bytes:
+      description: The size of RV(cluster_yml).
+      type: int
+    state_file_bytes:
+      description: The size of RV(state_file), 0 when it is missing.
+      type: int
 """
 
 import os
@@ -144,6 +164,18 @@ def cluster_info(cluster: ClusterYml) -> dict:
         state_file_exists=os.path.exists(cluster.state_file),
         kube_config_file=cluster.kube_config_file,
         kube_config_exists=os.path.exists(cluster.kube_config_file),
+        space=space(cluster.name, cluster.state_file),
+    )
+
+
+def space(cluster_yml: str, state_file: str) -> dict:
+    """The sizes of the files a run copies and rewrites beside cluster.yml, and the room left there for them."""
+    found = os.statvfs(os.path.dirname(cluster_yml))
+    return dict(
+        directory=os.path.dirname(cluster_yml),
+        free_bytes=found.f_bavail * found.f_frsize,
+        cluster_yml_bytes=os.path.getsize(cluster_yml),
+        state_file_bytes=os.path.getsize(state_file) if os.path.exists(state_file) else 0,
     )
 
 

@@ -75,6 +75,19 @@ def test_values_and_files_beside_cluster_yml(cluster, capsys):
     assert (result["kube_config_file"], result["kube_config_exists"]) == (str(cluster.parent / "kube_config_cluster.yml"), False)
 
 
+def test_the_room_beside_cluster_yml_and_the_sizes_a_run_copies(cluster, capsys):
+    (cluster.parent / "cluster.rkestate").write_text("{}" * 1000)
+    result = run(capsys, path=str(cluster))
+    found = os.statvfs(cluster.parent)  # the oracle: the file system's own count, read here
+    space = result["space"]
+    assert space["directory"] == str(cluster.parent)
+    assert space["cluster_yml_bytes"] == len(CLUSTER.encode()) and space["state_file_bytes"] == 2000
+    # Free space moves with whatever else writes there: within a MiB of this read.
+    assert abs(space["free_bytes"] - found.f_bavail * found.f_frsize) < 2**20
+    (cluster.parent / "cluster.rkestate").unlink()
+    assert run(capsys, path=str(cluster))["space"]["state_file_bytes"] == 0
+
+
 def test_nothing_secret_is_returned(cluster, capsys):
     result = run(capsys, path=str(cluster))
     for secret in SECRETS:
