@@ -12,6 +12,7 @@ where prepare would change nothing, so one node's modules file is set aside firs
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -20,6 +21,8 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "lab"))
@@ -120,6 +123,37 @@ def test_missing_rke_binary_is_refused_before_any_change(cluster):
         assert nodes_as_they_are(cluster) == nodes_before
         assert cluster.ssh("node2", f"test -e {MODULES_FILE}", check=False).returncode != 0
     finally:
+        put_modules_file_back(cluster)
+
+
+def test_no_space_beside_cluster_yml_is_refused_before_any_change(cluster):
+    """cluster.yml and cluster.rkestate copied onto a 1 MiB file system (a tmpfs this test mounts, as
+    root): there is no room for the backups, the patched cluster.yml and rke's state and log."""
+    cluster.ensure_ipvs()
+    full = cluster.work / "full-disk"
+    full.mkdir(exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "rkeops-full", str(full)], check=True)
+    set_modules_file_aside(cluster)
+    try:
+        # The lab's admin host has no kube_config_cluster.yml (the rke stand-in writes none).
+        names = [cluster.cluster_yml.name, cluster.rkestate.name]
+        for name in names:
+            (full / name).write_bytes((cluster.work / name).read_bytes())
+        before = {name: digest(full / name) for name in names}
+        nodes_before = nodes_as_they_are(cluster)
+        copy = full / cluster.cluster_yml.name
+        done, _elapsed = cluster.playbook("enable", "-e", f"ipvs_cluster_yml={copy}", "-e", "ipvs_force_rke_up=true")
+        assert done.returncode != 0
+        refusal = rf"Not enough free space beside {re.escape(str(copy))}: \S+ KB free in {re.escape(str(full))}, and this run needs about 10\.\d+ MB there"
+        assert re.search(refusal, done.stdout), done.stdout[-3000:]
+        assert "Nothing was changed." in done.stdout
+        # Nothing written there: no backup, no rke log (so no rke up), no lock left behind; the three files as they were.
+        assert sorted(path.name for path in full.iterdir()) == sorted(names)
+        assert {name: digest(full / name) for name in names} == before
+        assert nodes_as_they_are(cluster) == nodes_before
+        assert cluster.ssh("node2", f"test -e {MODULES_FILE}", check=False).returncode != 0
+    finally:
+        subprocess.run(["umount", str(full)], check=False)
         put_modules_file_back(cluster)
 
 
@@ -234,6 +268,148 @@ def test_enable_repairs_a_node_that_fell_back_without_changing_cluster_yml(clust
         assert '"Using ipvs Proxier"' in cluster.kube_proxy_log("node2")
     finally:
         put_back(cluster, "node2")
+
+
+def process_tree(pid: int) -> list[int]:
+    """pid and all its descendants, from /proc."""
+    tree, index = [pid], 0
+    while index < len(tree):
+        children = Path(f"/proc/{tree[index]}/task/{tree[index]}/children")
+        tree += [int(child) for child in (children.read_text().split() if children.exists() else [])]
+        index += 1
+    return tree
+
+
+def kill_tree(pid: int) -> list[int]:
+    """SIGKILL to a whole process tree, as a crash or an OOM kill of the admin host's run: stopped first, so that no
+    process starts a child between the listing and the kill."""
+    tree = process_tree(pid)
+    for member in tree:
+        os.kill(member, signal.SIGSTOP)
+    tree = process_tree(pid)  # complete now that nothing runs
+    for member in tree:
+        os.kill(member, signal.SIGKILL)
+    return tree
+
+
+def survivors(pids: list[int]) -> list[str]:
+    """The command lines of the processes among `pids` that still run (zombies count as gone)."""
+    alive = []
+    for pid in pids:
+        try:
+            if "(zombie)" not in Path(f"/proc/{pid}/status").read_text():
+                alive.append(f"{pid}: " + Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")[:200])
+        except OSError:
+            pass
+    return alive
+
+
+def test_rke_up_failing_on_one_node_names_the_cause_and_a_second_run_converges(cluster):
+    """kube-proxy fails rke's health check on node2 (its healthz port refused inside the VM, as when kube-proxy
+    crash-loops): rke up fails after deploying it, and says so (services/healthcheck.go). Disable's direction, which
+    leaves the cluster in iptables mode for the next test."""
+    cluster.ensure_ipvs()
+    rule = "INPUT -i lo -p tcp --dport 10256 -j REJECT -m comment --comment rkeops-e2e-healthz"
+    cluster.ssh("node2", f"sudo iptables -w -I {rule}")
+    try:
+        done, _elapsed = cluster.playbook("disable")
+        assert done.returncode != 0
+        out = done.stdout
+        assert "rke up failed (exit code 1)" in out, out[-4000:]
+        # rke's cause, with the host's address (all the lab's nodes answer on 127.0.0.1).
+        assert "Failed to check http://localhost:10256/healthz for service [kube-proxy] on host [127.0.0.1]" in out
+        stamp = re.search(r"Backups of this run: \S+/cluster\.yml\.(\d{8}T\d{6}Z)", out).group(1)
+        assert (cluster.backups / f"cluster.yml.{stamp}").exists() and (cluster.backups / f"cluster.rkestate.{stamp}").exists()
+        assert "To roll back: copy both back over" in out
+        assert not (cluster.work / "cluster.rkeops-ipvs.lock").exists()
+    finally:
+        cluster.ssh("node2", f"sudo iptables -w -D {rule}")
+    # The cause fixed: cluster.yml is patched already and rke up deployed every node, so no rke up; each node ends in
+    # iptables mode with IPVS mode's leftovers removed.
+    again, _elapsed = cluster.playbook("disable")
+    assert again.returncode == 0, again.stdout[-4000:]
+    assert "cluster.yml needs no change, rke up not run" in again.stdout
+    for name in NODES:
+        assert cluster.proxy_mode(name) == "iptables"
+        assert re.search(rf"{name}\s+iptables\s+\d+\s+OK\s+0\s", again.stdout), again.stdout[-2000:]
+
+
+def test_a_run_killed_during_rke_up_is_named_and_taken_over_and_rke_up_runs_again(cluster):
+    if cluster.mode() != "iptables":
+        done, _elapsed = cluster.playbook("disable")
+        assert done.returncode == 0, done.stdout[-3000:]
+    lock = cluster.work / "cluster.rkeops-ipvs.lock"
+    before = {cluster.cluster_yml.name: digest(cluster.cluster_yml), cluster.rkestate.name: digest(cluster.rkestate)}
+    logs_before = set(cluster.backups.glob("rke-up-*.log"))
+    cmd = ansible_cli.command(*cluster.playbook_args("enable"))
+    with open(cluster.work / "killed-enable.log", "w") as output:
+        run = subprocess.Popen(cmd, stdout=output, stderr=subprocess.STDOUT, env=ansible_cli.environment(result_format="json"), cwd=cluster.work)
+        record = cluster.wait_for(
+            "rke up started under the lock",
+            lambda: lock.exists() and (ansible_lock := json.loads(lock.read_text() or "{}")).get("progress", {}).get("rke_up_started") and ansible_lock,
+            attempts=300,
+            delay=1,
+        )
+        time.sleep(3)  # rke is busy on the nodes: SSH, docker
+        killed = kill_tree(run.pid)
+        run.wait(60)
+    assert len(killed) >= 3, killed  # ansible-playbook, its worker and at least the shell or rke
+    for _attempt in range(20):
+        alive = survivors(killed)
+        if not alive:
+            break
+        time.sleep(0.5)
+    assert not alive, alive
+    # Left behind: the lock, with what the run did; cluster.yml patched whole, cluster.rkestate whole JSON, the
+    # backups equal to the files before the run.
+    progress = record["progress"]
+    assert progress["patched"] == str(cluster.cluster_yml) and "rke_up_ended" not in progress
+    assert sorted(Path(path).name.rsplit(".", 1)[0] for path in progress["backups"]) == sorted(before)
+    assert {Path(path).name.rsplit(".", 1)[0]: digest(Path(path)) for path in progress["backups"]} == before
+    assert cluster.mode() == "ipvs" and yaml.safe_load(cluster.cluster_yml.read_text())["services"]["kubeproxy"]["extra_args"]["proxy-mode"] == "ipvs"
+    json.loads(cluster.rkestate.read_text())
+
+    done, _elapsed = cluster.playbook("enable")
+    assert done.returncode == 0, done.stdout[-4000:]
+    out = done.stdout
+    assert f"An earlier run was interrupted while it held the lock {lock}: user " in out, out[-4000:]
+    assert f"pid {record['pid']} (no longer running), started {record['started']}, play Patch cluster.yml and run rke up" in out
+    backups = " and ".join(progress["backups"])
+    assert f"That run had backed up {backups}, patched {cluster.cluster_yml} and started rke up at {progress['rke_up_started']} (it did not end)." in out
+    assert "This run takes its lock over and runs rke up, as that run patched cluster.yml and its rke up did not end." in out
+    # cluster.yml needed no change, yet rke up ran, once; the lock is gone; every node in IPVS mode.
+    assert len(set(cluster.backups.glob("rke-up-*.log")) - logs_before) == 2  # the killed run's and this one's
+    assert out.count("up succeeded; log") == 1
+    assert not lock.exists()
+    for name in NODES:
+        assert cluster.proxy_mode(name) == "ipvs"
+        assert re.search(rf"{name}\s+ipvs\s+\d+\s+OK", out), out[-2000:]
+
+
+def test_a_stopped_kube_proxy_started_as_it_was_by_rke_up_is_created_anew_not_restarted(cluster):
+    """rke up starts a stopped container as it was, old command included (DoRunContainer): after disable's rke up,
+    node2's kube-proxy still asks for ipvs, and a restart would start it in ipvs again. Repair has rke up recreate it
+    from cluster.yml; node1, whose container switch's rke up recreated, is not touched again."""
+    cluster.ensure_ipvs()
+    cluster.ssh_patient("node2", "docker stop kube-proxy >/dev/null")
+    try:
+        done, _elapsed = cluster.playbook("disable")
+        assert done.returncode == 0, done.stdout[-4000:]
+        out = done.stdout
+        # switch's rke up started node2's container as it was; repair's rke up replaced it.
+        assert "kube-proxy created anew by rke up: its command asked for ipvs mode (it ran in ipvs mode), now iptables" in out
+        assert "kube-proxy created anew by repair's rke up on: node2" in out
+        assert "kube-proxy restarted by repair on" not in out
+        assert len(list(cluster.backups.glob("rke-up-*-repair.log"))) == 1
+        assert not any(part.startswith("--proxy-mode=") for part in cluster.container("node2")["Config"]["Cmd"])
+        for name in NODES:
+            assert cluster.proxy_mode(name) == "iptables"
+            assert re.search(rf"{name}\s+iptables\s+\d+\s+OK", out), out[-2000:]
+    finally:
+        # Left in iptables mode, which the next test starts from (the tests that need IPVS mode ensure it).
+        cluster.ssh_patient("node2", "docker start kube-proxy >/dev/null 2>&1; true")
+        for log in cluster.backups.glob("rke-up-*-repair.log"):
+            log.unlink()
 
 
 def test_check_mode_names_the_node_it_would_restart_and_restarts_nothing(cluster):

@@ -33,8 +33,14 @@ args = sys.argv[1:]
 with open(os.path.join(node, "calls"), "a") as handle:
     handle.write(" ".join(args) + "\n")
 if args[0] == "inspect":
-    print(json.dumps([{"RestartCount": 0, "State": {"Status": "running", "Running": True, "Restarting": False,
-        "StartedAt": "2026-12-06T14:%02d:00.000000000Z" % state["starts"], "FinishedAt": "0001-01-01T00:00:00Z"}}]))
+    if not state.get("exists", True):
+        sys.exit("Error: No such container: kube-proxy")
+    running = state.get("running", True)
+    # rke's command carries the mode cluster.yml asked for when the container was created (cmd_mode; none: no flag).
+    config = {"Cmd": ["kube-proxy", "--v=2"] + (["--proxy-mode=" + state["cmd_mode"]] if state.get("cmd_mode") else [])} if "cmd_mode" in state else {}
+    print(json.dumps([{"RestartCount": 0, "Config": config, "State": {"Status": "running" if running else "exited", "Running": running,
+        "Restarting": False, "StartedAt": "2026-12-06T14:%02d:00.000000000Z" % state["starts"],
+        "FinishedAt": "0001-01-01T00:00:00Z" if running else "2026-12-06T14:%02d:30.000000000Z" % state["starts"]}}]))
 elif args[0] == "logs":
     line = '"Using %s Proxier"' % state["mode"]
     print("2026-12-06T14:%02d:00.100000000Z I1206 14:%02d:00.100000       1 server_others.go:212] %s" % (state["starts"], state["starts"], line))
@@ -44,8 +50,35 @@ elif args[0] == "restart":
     with open(os.path.join(node, "state.json"), "w") as handle:
         json.dump(state, handle)
     print(args[1])
+elif args[0] == "rm" and not state.get("running", True):
+    state["exists"] = False
+    with open(os.path.join(node, "state.json"), "w") as handle:
+        json.dump(state, handle)
+    print(args[1])
 else:
     sys.exit("fake docker: %s not faked" % args)
+"""
+
+# rke up as it treats kube-proxy (rancher/rke docker/docker.go, research A1): a missing container is created from
+# cluster.yml's configuration, a running one whose command differs is recreated from it, anything else is left as it
+# is (a stopped one would be started as it was). Each creation starts kube-proxy in the mode its new command asks for.
+FAKE_RKE = r"""#!__PYTHON__
+import glob, json, os, re, sys
+assert sys.argv[1:3] == ["up", "--config"], sys.argv
+text = open(sys.argv[3]).read()
+found = re.search(r"proxy-mode: *(\w+)", text)
+wanted = found.group(1) if found else ""
+for path in sorted(glob.glob(os.path.join("__LAB__", "node*", "state.json"))):
+    with open(path) as handle:
+        state = json.load(handle)
+    running, exists = state.get("running", True), state.get("exists", True)
+    if not exists or (running and state.get("cmd_mode", "") != wanted):
+        state.update(exists=True, running=True, cmd_mode=wanted, mode=wanted or "iptables", starts=state["starts"] + 1)
+        with open(path, "w") as handle:
+            json.dump(state, handle)
+with open(os.path.join("__LAB__", "rke-calls"), "a") as handle:
+    handle.write(" ".join(sys.argv[1:]) + "\n")
+print('time="2026-12-06T14:59:00Z" level=info msg="Finished building Kubernetes cluster successfully"')
 """
 
 
@@ -56,6 +89,9 @@ def lab(tmp_path):
     docker = bin_dir / "docker"
     docker.write_text(FAKE_DOCKER.replace("__PYTHON__", sys.executable))
     docker.chmod(0o755)
+    rke = bin_dir / "rke"
+    rke.write_text(FAKE_RKE.replace("__PYTHON__", sys.executable).replace("__LAB__", str(tmp_path)))
+    rke.chmod(0o755)
     # kube-proxy's metrics server off in cluster.yml: the log decides the mode (no port to share between the nodes).
     (tmp_path / "cluster.yml").write_text(
         "kubernetes_version: v1.24.17-rancher1-1\nnodes:\n  - {address: 10.0.0.11, user: rke, role: [worker]}\n"
@@ -78,8 +114,18 @@ def lab(tmp_path):
     return tmp_path
 
 
-def set_node(lab: Path, name: str, mode: str, after: str = "iptables") -> None:
-    (lab / name / "state.json").write_text(json.dumps(dict(mode=mode, mode_after_restart=after, starts=1)))
+def set_node(lab: Path, name: str, mode: str, after: str = "iptables", **container) -> None:
+    """container: cmd_mode (the --proxy-mode of its command, "" for none), running, exists."""
+    (lab / name / "state.json").write_text(json.dumps(dict(mode=mode, mode_after_restart=after, starts=1, **container)))
+
+
+def node_state(lab: Path, name: str) -> dict:
+    return json.loads((lab / name / "state.json").read_text())
+
+
+def rke_calls(lab: Path) -> list:
+    calls = lab / "rke-calls"
+    return calls.read_text().splitlines() if calls.exists() else []
 
 
 def docker_calls(lab: Path, name: str) -> list:
@@ -109,10 +155,11 @@ def repair(lab: Path, *args: str, batch: str = "1", extra_play: str = ""):
                   vars:
                     ipvs_expected_mode: iptables
                     ipvs_cluster_yml: %s
+                    ipvs_rke: %s
                     ipvs_verify_retries: 2
                     ipvs_verify_delay: 1
             """
-            % (lab / "cluster.yml")
+            % (lab / "cluster.yml", lab / "bin" / "rke")
         )
     )
     return ansible_cli.run(
@@ -162,8 +209,60 @@ def test_a_node_that_does_not_reach_the_mode_stops_the_next_batches(lab):
     done = repair(lab)
     assert done.returncode != 0
     assert "kube-proxy was restarted on node1 (it ran in ipvs mode) and is still not in iptables mode" in done.stdout
-    assert "The nodes of later batches were not restarted" in done.stdout
+    assert "The nodes of later batches were not touched" in done.stdout
     assert [restarts(lab, name) for name in ("node1", "node2", "node3")] == [1, 0, 0]
+
+
+def test_a_container_whose_command_asks_for_the_other_mode_is_created_anew_by_rke_up_not_restarted(lab):
+    # node2: rke up started it as it was while stopped (its command still asks for ipvs); node3: stopped, the same
+    # command. A restart would start that command again; one rke up for the batch creates both from cluster.yml.
+    set_node(lab, "node1", "iptables", cmd_mode="")
+    set_node(lab, "node2", "ipvs", after="ipvs", cmd_mode="ipvs")
+    set_node(lab, "node3", "ipvs", after="ipvs", cmd_mode="ipvs", running=False)
+    done = repair(lab, batch="3")
+    assert done.returncode == 0, done.stdout[-6000:]
+    assert [restarts(lab, name) for name in ("node1", "node2", "node3")] == [0, 0, 0]
+    # Only the stopped one is removed (rke would start it as it was); rke recreates the running one itself.
+    assert ["rm kube-proxy" in docker_calls(lab, name) for name in ("node1", "node2", "node3")] == [False, False, True]
+    assert rke_calls(lab) == ["up --config cluster.yml"]
+    assert [node_state(lab, name)["starts"] for name in ("node1", "node2", "node3")] == [1, 2, 2]
+    assert done.stdout.count("kube-proxy created anew by rke up: its command asked for ipvs mode") == 2
+    # The lock beside cluster.yml was taken and released, and rke's log kept beside the backups.
+    assert not (lab / "cluster.rkeops-ipvs.lock").exists()
+    assert len(list((lab / "rkeops-ipvs-backups").glob("rke-up-*-repair.log"))) == 1
+    again = repair(lab, batch="3")
+    assert again.returncode == 0 and rke_calls(lab) == ["up --config cluster.yml"]  # nothing left to repair
+
+
+def test_check_mode_names_the_container_that_would_be_created_anew_and_changes_nothing(lab):
+    set_node(lab, "node1", "iptables", cmd_mode="")
+    set_node(lab, "node2", "ipvs", after="ipvs", cmd_mode="ipvs", running=False)
+    set_node(lab, "node3", "iptables")
+    done = repair(lab, "--check", batch="3")
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert (
+        "kube-proxy would be created anew by rke up: its container's command asks for ipvs mode, not iptables, and a "
+        "restart would start the same command again (it is stopped: it would be removed first)" in done.stdout
+    )
+    assert rke_calls(lab) == [] and not (lab / "rkeops-ipvs-backups").exists()
+    assert ["rm kube-proxy" in docker_calls(lab, name) for name in ("node1", "node2", "node3")] == [False, False, False]
+
+
+def test_a_new_container_still_in_the_other_mode_names_cluster_yml_and_stops_the_next_batches(lab):
+    # cluster.yml itself asks for ipvs: the container rke creates carries it again.
+    cluster_yml = lab / "cluster.yml"
+    cluster_yml.write_text(cluster_yml.read_text() + "      proxy-mode: ipvs\n")
+    set_node(lab, "node1", "ipvs", after="ipvs", cmd_mode="ipvs", running=False)
+    set_node(lab, "node2", "ipvs", after="ipvs", cmd_mode="ipvs", running=False)
+    set_node(lab, "node3", "iptables", cmd_mode="")
+    done = repair(lab)
+    assert done.returncode != 0
+    assert "kube-proxy was created anew by rke up on node1 (it ran in ipvs mode) and is still not in iptables mode" in done.stdout
+    assert "Its command now asks for ipvs mode: if that is not iptables, %s does not ask for it" % cluster_yml in done.stdout
+    assert "The nodes of later batches were not touched" in done.stdout
+    # rke up ran once, for node1's batch; node2's batch never came.
+    assert rke_calls(lab) == ["up --config cluster.yml"]
+    assert "rm kube-proxy" not in docker_calls(lab, "node2")
 
 
 def preflight_found_ipvs(rke_up):
