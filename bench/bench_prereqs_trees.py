@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """The prereqs role's converge on two trees of this repository, compared in one run on one lab VM.
 
 `make bench-prereqs` times one converge per node count, and the package step alone (apt-get update and install on an

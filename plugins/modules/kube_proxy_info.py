@@ -250,7 +250,7 @@ needs_restart:
 needs_recreate:
   description:
     - Whether the container must be created anew from cluster.yml's configuration to reach O(expected_mode) - its
-      command asks for another mode (RV(container.command_mode)). A restart starts the same command again, and
+      command asks for another mode (C(container.command_mode)). A restart starts the same command again, and
       C(rke up) starts a stopped container as it was; the repair step of the role rkeops.ipvs.ipvs removes a stopped
       one and runs C(rke up), which creates it, or recreates a running one. RV(needs_restart) is false then.
   returned: always

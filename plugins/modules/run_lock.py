@@ -147,7 +147,7 @@ lock:
 interrupted:
   description:
     - The record of the run whose stale lock was taken over (O(take_over_stale)), without its token; empty when
-      there was none. RV(interrupted.done) says in words what it had done.
+      there was none. Its key C(done) says in words what that run had done.
   returned: always
   type: dict
   sample: {user: admin, host: rke-admin, pid: 4242, started: "2026-12-06T14:30:00Z", play: Switch, done: "...",
