@@ -386,32 +386,6 @@ def test_a_run_killed_during_rke_up_is_named_and_taken_over_and_rke_up_runs_agai
         assert re.search(rf"{name}\s+ipvs\s+\d+\s+OK", out), out[-2000:]
 
 
-def test_a_stopped_kube_proxy_started_as_it_was_by_rke_up_is_created_anew_not_restarted(cluster):
-    """rke up starts a stopped container as it was, old command included (DoRunContainer): after disable's rke up,
-    node2's kube-proxy still asks for ipvs, and a restart would start it in ipvs again. Repair has rke up recreate it
-    from cluster.yml; node1, whose container switch's rke up recreated, is not touched again."""
-    cluster.ensure_ipvs()
-    cluster.ssh_patient("node2", "docker stop kube-proxy >/dev/null")
-    try:
-        done, _elapsed = cluster.playbook("disable")
-        assert done.returncode == 0, done.stdout[-4000:]
-        out = done.stdout
-        # switch's rke up started node2's container as it was; repair's rke up replaced it.
-        assert "kube-proxy created anew by rke up: its command asked for ipvs mode (it ran in ipvs mode), now iptables" in out
-        assert "kube-proxy created anew by repair's rke up on: node2" in out
-        assert "kube-proxy restarted by repair on" not in out
-        assert len(list(cluster.backups.glob("rke-up-*-repair.log"))) == 1
-        assert not any(part.startswith("--proxy-mode=") for part in cluster.container("node2")["Config"]["Cmd"])
-        for name in NODES:
-            assert cluster.proxy_mode(name) == "iptables"
-            assert re.search(rf"{name}\s+iptables\s+\d+\s+OK", out), out[-2000:]
-    finally:
-        # Left in iptables mode, which the next test starts from (the tests that need IPVS mode ensure it).
-        cluster.ssh_patient("node2", "docker start kube-proxy >/dev/null 2>&1; true")
-        for log in cluster.backups.glob("rke-up-*-repair.log"):
-            log.unlink()
-
-
 def test_check_mode_names_the_node_it_would_restart_and_restarts_nothing(cluster):
     cluster.ensure_ipvs()
     fall_back(cluster, "node2")
